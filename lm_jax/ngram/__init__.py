@@ -1,0 +1,1 @@
+"""Count-based language models built from vectorized count arrays."""

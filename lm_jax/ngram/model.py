@@ -1,0 +1,174 @@
+"""N-gram language models: estimation, jittable batched scoring, evaluation.
+
+A model is a suffix trie of sorted arrays (``counts.Counts``) plus back-off
+tables (``smoothing.Tables``).  Scoring a (context, word) batch walks two
+chains down the trie with a fixed-iteration binary search per order, in JAX:
+the n-grams ending in the word (longest match wins) and the contexts (whose
+back-off weights are added for every order the match falls short of).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lm_jax import evaluation
+from lm_jax.data.tokens import TokenArray, contexts, encode_sentences
+from lm_jax.data.vocab import Vocab
+from lm_jax.errors import ConfigError
+from lm_jax.ngram import katz as katz_lib
+from lm_jax.ngram import kneser_ney as kn_lib
+from lm_jax.ngram import smoothing as sm
+from lm_jax.ngram.counts import Counts, count_ngrams
+
+CHUNK = 1 << 15  # Scoring batch: one compiled shape for any corpus size.
+
+
+def _parse_fallback(value) -> tuple[float, ...] | None:
+  if value in (None, "", ()):
+    return None
+  if isinstance(value, str):
+    value = [float(x) for x in value.split(",")]
+  vals = tuple(float(x) for x in value)
+  if len(vals) != 3 or not all(0 <= v for v in vals):
+    raise ConfigError(f"discount_fallback needs three non-negative discounts D1,D2,D3+ "
+                      f"(lmplz uses 0.5,1.0,1.5); got {value!r}.")
+  return vals
+
+
+def estimate_tables(counts: Counts, smoothing: str, k: float = 1.0, discount_fallback=None,
+                    stupid_backoff_alpha: float = 0.4, train: TokenArray | None = None,
+                    kn_statistics: str = "lmplz") -> sm.Tables:
+  """Dispatches to the smoothing method named in the config."""
+  fallback = _parse_fallback(discount_fallback)
+  if smoothing == "mle":
+    return sm.mle(counts)
+  if smoothing in ("add_k", "laplace"):
+    return sm.add_k(counts, 1.0 if smoothing == "laplace" else k)
+  if smoothing == "stupid_backoff":
+    return sm.stupid_backoff(counts, stupid_backoff_alpha)
+  if smoothing == "katz":
+    return katz_lib.katz(counts, fallback)
+  if smoothing in ("kneser_ney", "modified_kneser_ney"):
+    if kn_statistics not in ("lmplz", "exact"):
+      raise ConfigError(f"kn_statistics must be 'lmplz' or 'exact', got {kn_statistics!r}.")
+    lmplz_tokens = train if kn_statistics == "lmplz" else None
+    return kn_lib.kneser_ney(counts, smoothing == "modified_kneser_ney", fallback, lmplz_tokens)
+  raise ConfigError(f"unknown smoothing {smoothing!r}; choose one of {', '.join(sm.SMOOTHINGS)}.")
+
+
+@functools.partial(jax.jit, static_argnames=("iters",))
+def _child(start, first, parent, word, iters: int):
+  """Id of the n-gram ``word + parent`` (parent's extension by ``word``), or -1."""
+  ok = (parent >= 0) & (word >= 0)
+  p = jnp.where(ok, parent, 0)
+  lo, end = start[p], start[p + 1]
+
+  def body(_, lohi):
+    lo, hi = lohi
+    mid = (lo + hi) // 2
+    less = first[mid] < word
+    active = lo < hi
+    return jnp.where(active & less, mid + 1, lo), jnp.where(active & ~less, mid, hi)
+
+  lo, _ = jax.lax.fori_loop(0, iters, body, (lo, end))
+  found = ok & (lo < end) & (first[lo] == word)
+  return jnp.where(found, lo, -1)
+
+
+@functools.partial(jax.jit, static_argnames=("iters",))
+def score_batch(arrays, ctx_BxC, word_B, iters: tuple[int, ...]):
+  """ln p(word | context) for a batch; ``ctx`` is left-padded with -1, newest last."""
+  logp1, logbow1, orders = arrays
+  num_ctx = ctx_BxC.shape[1]
+  n_id = word_B
+  acc_B = logp1[word_B]
+  m_id = ctx_BxC[:, num_ctx - 1] if num_ctx else None
+  bows = [logbow1] + [o[3] for o in orders]
+  for k, (start, first, logp, _) in enumerate(orders[:num_ctx], start=2):
+    bow_B = jnp.where(m_id >= 0, bows[k - 2][jnp.maximum(m_id, 0)], 0.0)
+    n_id = _child(start, first, n_id, ctx_BxC[:, num_ctx - k + 1], iters[k - 2])
+    acc_B = jnp.where(n_id >= 0, logp[n_id], acc_B + bow_B)
+    if k <= num_ctx:  # The context of the next order: one more word to the left.
+      m_id = _child(start, first, m_id, ctx_BxC[:, num_ctx - k], iters[k - 2])
+  return acc_B
+
+
+@dataclasses.dataclass
+class NGramLM:
+  """A back-off n-gram model over ``vocab`` (built by ``estimate`` or read from ARPA)."""
+
+  vocab: Vocab
+  smoothing: str
+  trie: Counts
+  tables: sm.Tables
+
+  @property
+  def order(self) -> int:
+    return self.trie.order
+
+  @classmethod
+  def estimate(cls, train: TokenArray, vocab: Vocab, order: int, smoothing: str,
+               **kwargs) -> "NGramLM":
+    """Counts ``train`` and smooths; kwargs go to ``estimate_tables``."""
+    counts = count_ngrams(train, order, vocab.size, vocab.bos_id)
+    return cls(vocab, smoothing, counts, estimate_tables(counts, smoothing, train=train, **kwargs))
+
+  @functools.cached_property
+  def _device_arrays(self):
+    pad = lambda a, v: np.append(a, v)  # A sentinel keeps every gather in range.
+    orders = []
+    for o, lp, lb in zip(self.trie.orders, self.tables.logp[1:], self.tables.logbow[1:]):
+      orders.append((jnp.asarray(o.child_start.astype(np.int32)),
+                     jnp.asarray(pad(o.first, -2).astype(np.int32)),
+                     jnp.asarray(pad(lp, 0.0).astype(np.float32)),
+                     jnp.asarray(pad(lb, 0.0).astype(np.float32))))
+    arrays = (jnp.asarray(self.tables.logp[0].astype(np.float32)),
+              jnp.asarray(self.tables.logbow[0].astype(np.float32)), tuple(orders))
+    iters = tuple(int(np.ceil(np.log2(np.diff(o.child_start).max(initial=0) + 1))) + 1
+                  for o in self.trie.orders)
+    return arrays, iters
+
+  def logprob(self, ctx_BxC, word_B) -> jax.Array:
+    """Natural-log probabilities of ``word`` after ``ctx`` (order-1 columns, -1 = none)."""
+    arrays, iters = self._device_arrays
+    return score_batch(arrays, jnp.asarray(ctx_BxC, jnp.int32), jnp.asarray(word_B, jnp.int32), iters)
+
+  def token_logprobs(self, tokens: TokenArray) -> np.ndarray:
+    """ln p of every scored token (each word and each ``</s>``), in corpus order."""
+    ctx = contexts(tokens, self.vocab.bos_id, self.order - 1)
+    out = np.empty(tokens.num_tokens, dtype=np.float64)
+    for i in range(0, tokens.num_tokens, CHUNK):
+      c, w = ctx[i:i + CHUNK], tokens.ids[i:i + CHUNK]
+      n = len(w)
+      c = np.pad(c, ((0, CHUNK - n), (0, 0)), constant_values=-1)
+      w = np.pad(w, (0, CHUNK - n))
+      out[i:i + n] = np.asarray(self.logprob(c, w))[:n]
+    return out
+
+  def _require_normalized(self, what: str) -> None:
+    if not self.tables.normalized:
+      raise ConfigError(f"{self.smoothing} scores are not probabilities (they do not sum to one), "
+                        f"so {what} is undefined; use katz or kneser_ney for a normalized back-off model.")
+
+  def evaluate(self, tokens: TokenArray, split: str) -> evaluation.EvalResult:
+    """Sums for perplexity and log-likelihood under lm_jax's convention."""
+    self._require_normalized("perplexity")
+    return evaluation.from_token_logprobs(split, self.token_logprobs(tokens), tokens.oov,
+                                          tokens.num_sentences)
+
+  def sentence_logprob(self, words: Sequence[str]) -> float:
+    """ln p(w1 .. wn </s> | <s>)."""
+    return float(self.token_logprobs(encode_sentences(self.vocab, [list(words)])).sum())
+
+  def next_logprobs(self, ctx_C: Sequence[int]) -> np.ndarray:
+    """ln p(w | ctx) for every predictable w (ctx: the last order-1 ids, -1 padded)."""
+    v = self.vocab.num_predictable
+    ctx = np.tile(np.asarray(ctx_C, dtype=np.int32)[None, :], (v, 1))
+    return np.asarray(self.logprob(ctx, np.arange(v, dtype=np.int32)), dtype=np.float64)
