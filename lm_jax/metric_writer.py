@@ -19,9 +19,12 @@ def _clean(v: Any) -> Any:
 class MetricWriter:
   """Appends records to ``DIR/metrics.jsonl``; each record is flushed at once."""
 
-  def __init__(self, workdir: str, filename: str = "metrics.jsonl"):
+  def __init__(self, workdir: str, filename: str = "metrics.jsonl", fresh: bool = False):
+    """``fresh``: start the file anew (a run that recomputes everything); else append (resume)."""
     os.makedirs(workdir, exist_ok=True)
     self.path = os.path.join(workdir, filename)
+    if fresh and os.path.exists(self.path):
+      os.remove(self.path)
 
   def write(self, record: dict) -> None:
     line = json.dumps({k: _clean(v) for k, v in record.items()}, sort_keys=False)

@@ -3,7 +3,7 @@
 Every Python install ships its language reference as plain text in
 ``pydoc_data.topics``: real English written by people, available with no
 download.  lm_jax keeps its prose paragraphs (code blocks, grammar and heading
-rules are dropped), splits them into sentences, lowercases and tokenizes them
+rules and repeated paragraphs are dropped), splits them into sentences, lowercases and tokenizes them
 into words and punctuation, and deals paragraphs round-robin into splits
 (every tenth paragraph to valid, the next to test).  The text differs between
 Python versions, so runs record its checksum and the Python version.
@@ -34,7 +34,9 @@ def paragraphs() -> list[str]:
       para = " ".join(l.strip() for l in lines).strip()
       if len(para.split()) >= 4:
         out.append(para)
-  return out
+  # Topics repeat shared sections word for word; keep each paragraph once so
+  # that no valid or test paragraph is also a training paragraph.
+  return list(dict.fromkeys(out))
 
 
 def tokenize(sentence: str) -> list[str]:
