@@ -11,14 +11,16 @@ from lm_jax.data.vocab import Vocab
 
 def data_config(name: str | None = corpus_lib.EMBEDDED, level: str | None = None) -> ml_collections.ConfigDict:
   """The ``config.data`` block shared by every launcher (fields are the contract)."""
+  # Optional fields are typed placeholders so that ``--config.data.dir=...`` can set them.
+  opt = lambda value, kind: ml_collections.FieldReference(value, field_type=kind)
   return ml_collections.ConfigDict({
-      "name": name,          # registered corpus: ptb, tinyshakespeare, pydoc (embedded)
-      "dir": None,           # local directory (registered corpus files, or train/valid/test.txt)
-      "file": None,          # one raw text file, split contiguously 90/5/5
-      "level": level,        # "word" or "char"; None: the corpus default
-      "download": True,      # fetch a registered corpus into the cache if it is not found
-      "min_count": 1,        # rarer training types become <unk>
-      "max_size": None,      # cap on vocabulary size (with specials)
+      "name": opt(name, str),  # registered corpus: ptb, tinyshakespeare, pydoc (embedded)
+      "dir": opt(None, str),   # local directory (registered corpus files, or train/valid/test.txt)
+      "file": opt(None, str),  # one raw text file, split contiguously 90/5/5
+      "level": opt(level, str),  # "word" or "char"; None: the corpus default
+      "download": True,        # fetch a registered corpus into the cache if it is not found
+      "min_count": 1,          # rarer training types become <unk>
+      "max_size": opt(None, int),  # cap on vocabulary size (with specials)
   })
 
 

@@ -50,7 +50,8 @@ def write_arpa(model, path: str) -> None:
       if k == 1:
         logp[vocab.bos_id] = -math.inf
       if k < n:
-        has_children = np.diff(trie.orders[k - 1].child_start) > 0
+        # Back-off weights belong to n-grams that are contexts of a longer n-gram.
+        has_children = np.bincount(trie.orders[k - 1].prefix, minlength=len(words)) > 0
         bows = [_fmt(b) if h else None for b, h in zip(tables.logbow[k - 1].tolist(), has_children)]
       else:
         bows = [None] * len(names)
@@ -106,11 +107,13 @@ def _read_sections(path: str) -> list[list[list[str]]]:
   return sections
 
 
-def _floats(rows, col, path) -> np.ndarray:
+def _ln(rows, col, path) -> np.ndarray:
+  """Column ``col`` as natural logs; absent -> 0 (weight 1); -99 or below -> log 0."""
   try:
-    return np.array([float(r[col]) if len(r) > col else 0.0 for r in rows], dtype=np.float64)
+    v = np.array([float(r[col]) if len(r) > col else 0.0 for r in rows], dtype=np.float64)
   except ValueError as e:
     raise ArpaError(f"{path}: a probability or back-off weight is not a number ({e}).") from None
+  return np.where(v <= ZERO, -math.inf, v * LN10)
 
 
 def read_arpa(path: str, level: str = "word"):
@@ -127,9 +130,8 @@ def read_arpa(path: str, level: str = "word"):
   logp1 = np.full(size, -math.inf)
   logbow1 = np.zeros(size)
   ids = np.array([index[w] for w in uni_words])
-  p = _floats(sections[0], 0, path)
-  logp1[ids] = np.where(p <= ZERO, -math.inf, p * LN10)
-  logbow1[ids] = _floats(sections[0], 2, path) * LN10
+  logp1[ids] = _ln(sections[0], 0, path)
+  logbow1[ids] = _ln(sections[0], 2, path)
   logp1[vocab.bos_id] = -math.inf
   trie = Counts(vocab_size=size, bos_id=vocab.bos_id, unigram=np.zeros(size, np.int64), orders=())
   logps, logbows = [logp1], [logbow1]
@@ -152,7 +154,6 @@ def read_arpa(path: str, level: str = "word"):
               prefix=prefix[order].astype(np.int32), count=np.zeros(len(order), np.int64),
               child_start=link_children(suffix[order], prev))
     trie = Counts(size, vocab.bos_id, trie.unigram, trie.orders + (o,))
-    p = _floats(rows, 0, path)[order]
-    logps.append(np.where(p <= ZERO, -math.inf, p * LN10))
-    logbows.append(_floats(rows, k + 1, path)[order] * LN10)
+    logps.append(_ln(rows, 0, path)[order])
+    logbows.append(_ln(rows, k + 1, path)[order])
   return NGramLM(vocab, "arpa", trie, Tables(tuple(logps), tuple(logbows)))

@@ -15,20 +15,22 @@ def good_turing_ratios(count: np.ndarray, k_max: int = MAX_DISCOUNTED) -> tuple[
   """Katz's discount ratios ``d[r]`` for r = 0..k (``d[r] = 1`` above k).
 
   ``d_r = (r*/r - (k+1) n_(k+1)/n_1) / (1 - (k+1) n_(k+1)/n_1)`` with Good-Turing
-  ``r* = (r+1) n_(r+1) / n_r``.  k shrinks from 5 until every ``d_r`` lies in
-  (0, 1] (gaps in the counts-of-counts make larger k undefined); k = 0 means
-  no Good-Turing discount is defined.
+  ``r* = (r+1) n_(r+1) / n_r``.  k is the largest value <= 5 with every
+  ``n_1 .. n_(k+1) > 0``.  A ratio outside (0, 1] -- common when ``n_2 > n_1`` on
+  small data -- is replaced by 1 (no discount for that count), as SRILM does.
+  Returns ``k = 0`` when no count gets discounted.
   """
   n = np.bincount(np.minimum(count, k_max + 2), minlength=k_max + 3).astype(np.float64)
-  for k in range(k_max, 0, -1):
-    if n[1] == 0 or np.any(n[1:k + 2] == 0):
-      continue
-    common = (k + 1) * n[k + 1] / n[1]
-    r = np.arange(1, k + 1)
-    d = ((r + 1) * n[r + 1] / (r * n[r]) - common) / (1.0 - common)
-    if np.all((d > 0) & (d <= 1)) and common < 1:
-      return np.concatenate([[0.0], d]), k
-  return np.zeros(1), 0
+  k = next((k for k in range(k_max, 0, -1) if np.all(n[1:k + 2] > 0)), 0)
+  if k == 0 or (k + 1) * n[k + 1] >= n[1]:
+    return np.zeros(1), 0
+  common = (k + 1) * n[k + 1] / n[1]
+  r = np.arange(1, k + 1)
+  d = ((r + 1) * n[r + 1] / (r * n[r]) - common) / (1.0 - common)
+  d = np.where((d > 0) & (d <= 1), d, 1.0)
+  if np.all(d == 1.0):
+    return np.zeros(1), 0
+  return np.concatenate([[0.0], d]), k
 
 
 def _discounted(count: np.ndarray, order: int, fallback) -> tuple[np.ndarray, dict]:
@@ -38,7 +40,8 @@ def _discounted(count: np.ndarray, order: int, fallback) -> tuple[np.ndarray, di
     if fallback is None:
       raise DiscountError(
           f"Katz/Good-Turing discounts for {order}-grams are undefined: counts-of-counts "
-          f"n1..n4 = {list(map(int, n))} have gaps or make every discount ratio fall outside (0, 1]. "
+          f"n1..n4 = {list(map(int, n))} have gaps or put every discount ratio outside (0, 1], so no "
+          "probability mass is freed for unseen words. "
           "Is the training text very small or artificial? Set discount_fallback "
           "(e.g. --config.discount_fallback='0.5,1.0,1.5') to discount absolutely, or lower the order.")
     return np.maximum(count - fallback[0], 0.0) * (count > 0), {"order": order, "fallback": fallback[0]}
@@ -57,12 +60,12 @@ def katz(counts: Counts, fallback: tuple[float, ...] | None = None) -> Tables:
   """
   pred = _predictable_mask(counts)
   uni = np.where(pred, counts.unigram, 0)
-  disc, info0 = _discounted(uni, 1, fallback)
   unseen = pred & (uni == 0)
   if unseen.any():
+    disc, info0 = _discounted(uni, 1, fallback)
     p = disc / uni.sum()
     p[unseen] = (1.0 - p.sum()) / unseen.sum()
-  else:
+  else:  # Nothing to give mass to: no discount is needed.
     p, info0 = uni / uni.sum(), {"order": 1, "k": 0, "note": "every type seen: relative frequencies"}
   prob = np.where(pred, p, 0.0)
   logp, logbow, infos = [_log(prob)], [], [info0]

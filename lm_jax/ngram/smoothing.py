@@ -104,8 +104,9 @@ def add_k(counts: Counts, k_add: float) -> Tables:
 def stupid_backoff(counts: Counts, alpha: float) -> Tables:
   """Relative frequencies, backing off with a constant factor (Brants et al. 2007).
 
-  With ``alpha = 1`` this is the lecture's simplified back-off rule.  Scores do
-  not sum to one, so perplexity refuses this model.
+  With ``alpha = 1`` this is the lecture's simplified back-off rule.  ``alpha``
+  is paid when backing off from a context seen in training.  Scores do not
+  sum to one, so perplexity refuses this model.
   """
   if not 0 < alpha <= 1:
     raise ConfigError(f"stupid_backoff_alpha must be in (0, 1], got {alpha}.")
@@ -113,5 +114,9 @@ def stupid_backoff(counts: Counts, alpha: float) -> Tables:
   pred = _predictable_mask(counts)
   num_pred = int(pred.sum())
   uni = np.where(np.isneginf(t.logp[0]) & pred, math.log(1.0 / num_pred), t.logp[0])
-  logbow = [np.full(n, math.log(alpha)) for n in counts.sizes()]
+  # The factor applies when backing off from a context seen in training (an
+  # n-gram with extensions); unseen contexts back off for free, as in ARPA files.
+  logbow = [np.where(_context_sums(counts, k + 1, np.ones(counts.orders[k - 1].size)) > 0,
+                     math.log(alpha), 0.0) for k in range(1, counts.order)]
+  logbow.append(np.zeros(counts.sizes()[-1]))
   return Tables((uni, *t.logp[1:]), tuple(logbow), normalized=False)

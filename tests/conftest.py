@@ -1,0 +1,44 @@
+"""Shared fixtures: where the real corpora are, and tiny corpora written to tmp dirs."""
+
+import os
+import pathlib
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def data_dir() -> pathlib.Path | None:
+  """LM_JAX_DATA_DIR, else ../shared/data beside the checkout (where CI puts it)."""
+  env = os.environ.get("LM_JAX_DATA_DIR")
+  cand = pathlib.Path(env) if env else REPO.parent / "shared" / "data"
+  return cand if (cand / "ptb" / "ptb.train.txt").is_file() else None
+
+
+@pytest.fixture(scope="session")
+def ptb_dir() -> pathlib.Path:
+  d = data_dir()
+  if d is None:
+    if os.environ.get("CI"):
+      pytest.fail("CI must provide PTB: set LM_JAX_DATA_DIR to the folder holding ptb/ (../shared/data).")
+    pytest.skip("PTB not found: set LM_JAX_DATA_DIR to a folder holding ptb/ptb.*.txt")
+  return d
+
+
+@pytest.fixture(scope="session")
+def kenlm_reference(ptb_dir) -> pathlib.Path:
+  ref = REPO.parent / "shared" / "reference" / "kenlm"
+  env = os.environ.get("LM_JAX_KENLM_REFERENCE")
+  ref = pathlib.Path(env) if env else ref
+  if not (ref / "ptb.o5.arpa.gz").is_file():
+    if os.environ.get("CI"):
+      pytest.fail(f"CI must provide KenLM's reference ARPA files at {ref}.")
+    pytest.skip("KenLM reference ARPA files not found (set LM_JAX_KENLM_REFERENCE)")
+  return ref
+
+
+def write_corpus(root: pathlib.Path, train: str, valid: str = "a b\n", test: str = "b a\n") -> pathlib.Path:
+  root.mkdir(parents=True, exist_ok=True)
+  for name, text in (("train", train), ("valid", valid), ("test", test)):
+    (root / f"{name}.txt").write_text(text, encoding="utf-8")
+  return root

@@ -1,0 +1,76 @@
+import gzip
+import math
+
+import numpy as np
+import pytest
+
+from lm_jax.data.tokens import encode_sentences
+from lm_jax.data.vocab import Vocab
+from lm_jax.errors import ArpaError
+from lm_jax.ngram.arpa import read_arpa, write_arpa
+from lm_jax.ngram.model import NGramLM
+from tests.test_ngram_smoothing import zipf_corpus
+
+SMOOTHINGS = ["mle", "laplace", "katz", "kneser_ney", "modified_kneser_ney", "stupid_backoff"]
+
+
+def _model(smoothing, order=3):
+  sents = zipf_corpus(5, n_sent=300, n_words=400)
+  vocab = Vocab.build(sents[:250])
+  lm = NGramLM.estimate(encode_sentences(vocab, sents[:250]), vocab, order, smoothing,
+                        discount_fallback="0.5,1.0,1.5")
+  return lm, vocab, sents[250:]
+
+
+@pytest.mark.parametrize("smoothing", SMOOTHINGS)
+def test_roundtrip_scores_identically(smoothing, tmp_path):
+  lm, vocab, held = _model(smoothing)
+  path = str(tmp_path / "m.arpa.gz")
+  write_arpa(lm, path)
+  back = read_arpa(path)
+  assert back.trie.sizes() == lm.trie.sizes()
+  assert back.vocab.tokens[:2] == vocab.tokens[:2] and set(back.vocab.tokens) == set(vocab.tokens)
+  ours = lm.token_logprobs(encode_sentences(vocab, held))
+  theirs = back.token_logprobs(encode_sentences(back.vocab, held))
+  # log10 values round-trip exactly; only the float32 device copy can round differently.
+  np.testing.assert_allclose(theirs, ours, rtol=0, atol=1e-6)
+  for k in range(lm.order):  # The float64 tables themselves agree to rounding of ln <-> log10.
+    w = lm.trie.words(k + 1)
+    ids = back.vocab.encode(vocab.decode(w.ravel())).reshape(w.shape)
+    from lm_jax.ngram.counts import lookup
+    j = lookup(back.trie, ids)
+    finite = np.isfinite(lm.tables.logp[k])
+    np.testing.assert_allclose(back.tables.logp[k][j][finite], lm.tables.logp[k][finite], rtol=1e-14)
+
+
+@pytest.mark.parametrize("smoothing", ["katz", "modified_kneser_ney", "laplace"])
+def test_kenlm_reads_our_arpa_and_agrees(smoothing, tmp_path):
+  kenlm = pytest.importorskip("kenlm")
+  lm, vocab, held = _model(smoothing)
+  path = str(tmp_path / "m.arpa")
+  write_arpa(lm, path)
+  k = kenlm.Model(path)
+  for s in held:
+    words = [w if w in vocab.index else "<unk>" for w in s]
+    ours = lm.sentence_logprob(words) / math.log(10)
+    assert k.score(" ".join(words), bos=True, eos=True) == pytest.approx(ours, abs=1e-4)
+
+
+def test_malformed_files(tmp_path):
+  with pytest.raises(ArpaError, match="no ARPA file"):
+    read_arpa(str(tmp_path / "none.arpa"))
+  bad = tmp_path / "trunc.arpa"
+  bad.write_text("\\data\\\nngram 1=3\n\n\\1-grams:\n-1\t<s>\t-0.5\n-1\t</s>\n\n\\end\\\n")
+  with pytest.raises(ArpaError, match="header says ngram 1=3"):
+    read_arpa(str(bad))
+  bad.write_text("\\data\\\nngram 1=2\nngram 2=1\n\n\\1-grams:\n-1\t<s>\t-0.5\n-1\t</s>\n\n"
+                 "\\2-grams:\n-0.3\ta </s>\n\\end\\\n")
+  with pytest.raises(ArpaError, match="not a unigram"):
+    read_arpa(str(bad))
+  bad.write_text("\\data\\\nngram 1=2\n\n\\1-grams:\nx\t<s>\n-1\t</s>\n\\end\\\n")
+  with pytest.raises(ArpaError, match="not a number"):
+    read_arpa(str(bad))
+  gz = tmp_path / "binary.arpa"
+  gz.write_bytes(gzip.compress(b"x") + b"\xff\xfe")
+  with pytest.raises(ArpaError):
+    read_arpa(str(gz))
