@@ -1,0 +1,408 @@
+"""Backpropagation through time by hand for a one-layer Elman RNN language model.
+
+Lecture "Language Models", slides "BPTT I/II", "Gradients of an RNN I/II" and "Rolled-Out
+Layer", in the lecture's row-vector convention:
+
+  e(t)  = W_x[x(t)]                                      (embedding row)
+  z2(t) = h(t-1) W_h + e(t) W_e + b_h,   h(t) = f(z2(t))   f = sigmoid or tanh
+  z1(t) = h(t) W_o + b_o,                ŷ(t) = softmax(z1(t)),   L(t) = CE(ŷ(t), y(t))
+
+Params: {"embed": W_x [V_in, E], "layers": [{"W_e": [E, H], "W_h": [H, H], "b_h": [H]}],
+"W_o": [H, V_out], "b_o": [V_out]}, the layout of lm_jax/models/rnn.py.
+
+Loss: lm_jax sums, sum_nll = Σ_{b,t} w[b,t] L[b,t] with weights 0/1 masking padding; the
+lecture's L = (1/T) Σ_t L(t), averaged over B too, is sum_nll / Σ w. The recurrence runs
+through padded steps as well; weights only mask their loss terms.
+
+Truncation k > 0 is BPTT(k) as in the PyTorch word LM, which detaches h every k steps:
+the sequence is cut into chunks [0,k), [k,2k), ...; h crosses a cut with its value but
+not its gradient, so L(t) reaches z2(s) only for k⌊t/k⌋ ≤ s ≤ t (at most k steps). Step 0
+is not a cut, so h0 receives the gradient of the first chunk. k = 0 is full BPTT.
+
+The backward pass batches over t all the work that does not depend on the carried
+gradient (δ1, δ3 = δ1 W_oᵀ, the outer products summed over t); only the recursion
+δ2(t) → ∂L/∂h(t-1) runs in the reverse scan, like min-char-rnn's `dhnext` loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.flatten_util
+import jax.numpy as jnp
+import numpy as np
+
+from lm_jax.errors import ConfigError
+
+Params = dict[str, Any]
+ACTIVATIONS = ("sigmoid", "tanh")
+
+
+def validate(params: Params, activation: str, truncation: int) -> None:
+  """Raises ConfigError unless the manual pass supports these params and options."""
+  if activation not in ACTIVATIONS:
+    raise ConfigError(f"activation={activation!r} has no hand-derived f'; use one of {ACTIVATIONS}.")
+  if not isinstance(truncation, int) or truncation < 0:
+    raise ConfigError(f"truncation={truncation!r}: use an int k >= 0 (0 = full BPTT).")
+  if len(params["layers"]) != 1:
+    raise ConfigError(f"manual BPTT implements one Elman layer, got {len(params['layers'])}; "
+                      "set model.num_layers=1 or model.grad='autodiff'.")
+
+
+def _f(activation: str, z: jax.Array) -> jax.Array:
+  return jax.nn.sigmoid(z) if activation == "sigmoid" else jnp.tanh(z)
+
+
+def _f_prime(activation: str, h: jax.Array) -> jax.Array:
+  """f'(z2) from h = f(z2): σ' = h(1−h), tanh' = 1−h² (why the tape keeps h, not z2)."""
+  return h * (1 - h) if activation == "sigmoid" else 1 - h * h
+
+
+def _cuts_T(T: int, truncation: int) -> jax.Array:
+  """True at steps t whose incoming h(t-1) carries no gradient: t = k, 2k, ..."""
+  t_T = jnp.arange(T)
+  if truncation == 0:
+    return jnp.zeros((T,), bool)
+  return (t_T % truncation == 0) & (t_T > 0)
+
+
+class Tape(NamedTuple):
+  """What the forward pass keeps for the backward pass, time-major."""
+
+  e_TxBxE: jax.Array     # e(t), for ∂L/∂W_e
+  h_TxBxH: jax.Array     # h(t): for ∂L/∂W_o, ∂L/∂W_h (as h(t-1)) and f'(z2(t))
+  yhat_TxBxV: jax.Array  # ŷ(t) = softmax(z1(t)), for δ1; z1 itself is not needed again
+  nll_TxB: jax.Array     # L(t) per token, unweighted
+
+
+def forward(params: Params, h0_BxH: jax.Array, inputs_BxT: jax.Array,
+            targets_BxT: jax.Array, activation: str) -> tuple[Tape, jax.Array]:
+  """Runs the RNN (BPTT I) and keeps the tape; returns (tape, h(T))."""
+  layer = params["layers"][0]
+  e_TxBxE = params["embed"][inputs_BxT.T]
+  # e(t) W_e + b_h has no recurrence: one matmul for all t, only h(t-1) W_h inside the scan.
+  ex_TxBxH = e_TxBxE @ layer["W_e"] + layer["b_h"]
+
+  def step(h_prev_BxH, ex_BxH):
+    z2_BxH = h_prev_BxH @ layer["W_h"] + ex_BxH  # BPTT I: z2(t) = h(t-1) W_h + e(t) W_e + b_h
+    h_BxH = _f(activation, z2_BxH)               # BPTT I: h(t) = f(z2(t))
+    return h_BxH, h_BxH
+
+  hT_BxH, h_TxBxH = jax.lax.scan(step, h0_BxH, ex_TxBxH)
+  z1_TxBxV = h_TxBxH @ params["W_o"] + params["b_o"]  # BPTT I: z1(t) = h(t) W_o + b_o
+  logz_TxB = jax.nn.logsumexp(z1_TxBxV, axis=-1)
+  yhat_TxBxV = jnp.exp(z1_TxBxV - logz_TxB[..., None])  # ŷ(t) = softmax(z1(t))
+  z1y_TxB = jnp.take_along_axis(z1_TxBxV, targets_BxT.T[..., None], axis=-1)[..., 0]
+  nll_TxB = logz_TxB - z1y_TxB  # L(t) = −log ŷ_y(t)(t), the CE with a one-hot y(t)
+  return Tape(e_TxBxE, h_TxBxH, yhat_TxBxV, nll_TxB), hT_BxH
+
+
+def backward(params: Params, h0_BxH: jax.Array, inputs_BxT: jax.Array,
+             targets_BxT: jax.Array, weights_BxT: jax.Array, tape: Tape, activation: str,
+             truncation: int = 0, g: jax.Array | float = 1.0,
+             dhT_BxH: jax.Array | None = None) -> tuple[Params, jax.Array]:
+  """Gradients of g·sum_nll (+ ⟨dhT, h(T)⟩) by hand; returns (grads, ∂/∂h0)."""
+  layer = params["layers"][0]
+  W_o, W_h, W_e = params["W_o"], layer["W_h"], layer["W_e"]
+  yhat_TxBxV, h_TxBxH = tape.yhat_TxBxV, tape.h_TxBxH
+  y_TxBxV = jax.nn.one_hot(targets_BxT.T, yhat_TxBxV.shape[-1], dtype=yhat_TxBxV.dtype)
+  w_TxBx1 = (g * weights_BxT.T.astype(yhat_TxBxV.dtype))[..., None]
+  # Gradients of an RNN I: δ1(t) = ∂L(t)/∂z1(t) = ŷ(t) − y(t), times the token's weight.
+  d1_TxBxV = w_TxBx1 * (yhat_TxBxV - y_TxBxV)
+  # Gradients of an RNN II: δ3(t) = δ1(t) W_oᵀ, the part of ∂L/∂h(t) that comes from L(t).
+  d3_TxBxH = d1_TxBxV @ W_o.T
+  fprime_TxBxH = _f_prime(activation, h_TxBxH)
+  if dhT_BxH is None:
+    dhT_BxH = jnp.zeros_like(h0_BxH)
+
+  def step(dh_BxH, xs):
+    d3_BxH, fprime_BxH, cut = xs
+    # Gradients of an RNN I/II: δ2(t) = (δ3(t) + ∂L/∂h(t) carried from t+1) ⊙ f'(z2(t));
+    # the two paths into h(t) add by the multi-variable chain rule (Backward Computation I).
+    d2_BxH = (d3_BxH + dh_BxH) * fprime_BxH
+    # Gradients of an RNN I: ∂L/∂h(t-1) = δ2(t) W_hᵀ, carried to step t-1; 0 across a cut.
+    dh_prev_BxH = jnp.where(cut, jnp.zeros_like(dh_BxH), d2_BxH @ W_h.T)
+    return dh_prev_BxH, d2_BxH
+
+  xs = (d3_TxBxH, fprime_TxBxH, _cuts_T(h_TxBxH.shape[0], truncation))
+  dh0_BxH, d2_TxBxH = jax.lax.scan(step, dhT_BxH, xs, reverse=True)
+  h_prev_TxBxH = jnp.concatenate([h0_BxH[None], h_TxBxH[:-1]], axis=0)
+  # Backward Computation II: a weight shared over time gets the sum over t of its per-step
+  # gradients ∂L/∂W|_(t); each einsum below sums one lecture term over t and the batch.
+  grads = {
+      # Gradients of an RNN I: ∂L/∂W_x[x(t)] = δ2(t) W_eᵀ, scattered onto the rows x(t).
+      "embed": jnp.zeros_like(params["embed"]).at[inputs_BxT.T].add(d2_TxBxH @ W_e.T),
+      "layers": [{
+          "W_e": jnp.einsum("tbe,tbh->eh", tape.e_TxBxE, d2_TxBxH),  # δ2(t) ⊗ e(t)
+          "W_h": jnp.einsum("tbk,tbh->kh", h_prev_TxBxH, d2_TxBxH),  # δ2(t) ⊗ h(t-1)
+          "b_h": d2_TxBxH.sum((0, 1)),                                # δ2(t)
+      }],
+      "W_o": jnp.einsum("tbh,tbv->hv", h_TxBxH, d1_TxBxV),  # Gradients of an RNN I: δ1(t) ⊗ h(t)
+      "b_o": d1_TxBxV.sum((0, 1)),                          # Gradients of an RNN I: δ1(t)
+  }
+  return grads, dh0_BxH
+
+
+def manual_grads(params: Params, h0_BxH: jax.Array, inputs_BxT: jax.Array,
+                 targets_BxT: jax.Array, weights_BxT: jax.Array, activation: str = "tanh",
+                 truncation: int = 0) -> tuple[jax.Array, Params, jax.Array]:
+  """(sum_nll, ∂sum_nll/∂params, ∂sum_nll/∂h0) by the manual forward and backward pass."""
+  validate(params, activation, truncation)
+  tape, _ = forward(params, h0_BxH, inputs_BxT, targets_BxT, activation)
+  grads, dh0_BxH = backward(params, h0_BxH, inputs_BxT, targets_BxT, weights_BxT, tape,
+                            activation, truncation)
+  return _weighted_sum(tape.nll_TxB, weights_BxT), grads, dh0_BxH
+
+
+def _weighted_sum(nll_TxB: jax.Array, weights_BxT: jax.Array) -> jax.Array:
+  return jnp.sum(nll_TxB * weights_BxT.T.astype(nll_TxB.dtype))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _manual_sum_nll(activation, truncation, params, h0_BxH, inputs_BxT, targets_BxT,
+                    weights_BxT):
+  tape, hT_BxH = forward(params, h0_BxH, inputs_BxT, targets_BxT, activation)
+  return _weighted_sum(tape.nll_TxB, weights_BxT), hT_BxH
+
+
+def _manual_sum_nll_fwd(activation, truncation, params, h0_BxH, inputs_BxT, targets_BxT,
+                        weights_BxT):
+  tape, hT_BxH = forward(params, h0_BxH, inputs_BxT, targets_BxT, activation)
+  res = (params, h0_BxH, inputs_BxT, targets_BxT, weights_BxT, tape)
+  return (_weighted_sum(tape.nll_TxB, weights_BxT), hT_BxH), res
+
+
+def _manual_sum_nll_bwd(activation, truncation, res, cotangents):
+  params, h0_BxH, inputs_BxT, targets_BxT, weights_BxT, tape = res
+  g, dhT_BxH = cotangents
+  grads, dh0_BxH = backward(params, h0_BxH, inputs_BxT, targets_BxT, weights_BxT, tape,
+                            activation, truncation, g, dhT_BxH)
+  # ∂sum_nll/∂w[b,t] = L[b,t]; integer masks get no cotangent.
+  dw_BxT = None
+  if jnp.issubdtype(weights_BxT.dtype, jnp.floating):
+    dw_BxT = (g * tape.nll_TxB.T).astype(weights_BxT.dtype)
+  return grads, dh0_BxH, None, None, dw_BxT
+
+
+_manual_sum_nll.defvjp(_manual_sum_nll_fwd, _manual_sum_nll_bwd)
+
+
+def manual_elman_sum_nll(params: Params, h0_BxH: jax.Array, inputs_BxT: jax.Array,
+                         targets_BxT: jax.Array, weights_BxT: jax.Array,
+                         activation: str = "tanh",
+                         truncation: int = 0) -> tuple[jax.Array, jax.Array]:
+  """(sum_nll, h(T)) whose VJP is the manual BPTT pass (jax.grad / jax.vjp use it)."""
+  validate(params, activation, truncation)
+  return _manual_sum_nll(activation, truncation, params, h0_BxH, inputs_BxT, targets_BxT,
+                         weights_BxT)
+
+
+def elman_sum_nll(params: Params, h0_BxH: jax.Array, inputs_BxT: jax.Array,
+                  targets_BxT: jax.Array, weights_BxT: jax.Array, activation: str = "tanh",
+                  truncation: int = 0) -> tuple[jax.Array, jax.Array]:
+  """The autodiff twin of manual_elman_sum_nll: same value; truncation by stop_gradient."""
+  validate(params, activation, truncation)
+  layer = params["layers"][0]
+  ex_TxBxH = params["embed"][inputs_BxT.T] @ layer["W_e"] + layer["b_h"]
+
+  def step(h_prev_BxH, xs):
+    ex_BxH, cut = xs
+    h_prev_BxH = jnp.where(cut, jax.lax.stop_gradient(h_prev_BxH), h_prev_BxH)
+    h_BxH = _f(activation, h_prev_BxH @ layer["W_h"] + ex_BxH)
+    return h_BxH, h_BxH
+
+  hT_BxH, h_TxBxH = jax.lax.scan(step, h0_BxH, (ex_TxBxH, _cuts_T(ex_TxBxH.shape[0], truncation)))
+  logp_TxBxV = jax.nn.log_softmax(h_TxBxH @ params["W_o"] + params["b_o"], axis=-1)
+  nll_TxB = -jnp.take_along_axis(logp_TxBxV, targets_BxT.T[..., None], axis=-1)[..., 0]
+  return _weighted_sum(nll_TxB, weights_BxT), hT_BxH
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))  # one compilation, not six
+def random_params(key: jax.Array, vocab_size: int, embed_size: int, hidden_size: int,
+                  dtype: Any = jnp.float32) -> Params:
+  """Gaussian params (std 1/√fan_in, small biases) in the shared layout, for checks."""
+  k = jax.random.split(key, 6)
+  normal = lambda key, shape, std: (std * jax.random.normal(key, shape)).astype(dtype)
+  return {
+      "embed": normal(k[0], (vocab_size, embed_size), 1.0),
+      "layers": [{
+          "W_e": normal(k[1], (embed_size, hidden_size), embed_size ** -0.5),
+          "W_h": normal(k[2], (hidden_size, hidden_size), hidden_size ** -0.5),
+          "b_h": normal(k[3], (hidden_size,), 0.1),
+      }],
+      "W_o": normal(k[4], (hidden_size, vocab_size), hidden_size ** -0.5),
+      "b_o": normal(k[5], (vocab_size,), 0.1),
+  }
+
+
+# ---- Gradient check: manual BPTT vs jax.grad and centred finite differences (float64). ----
+
+TINY = 1e-300  # Floor of the relative-error denominator, so all-zero gradients compare as 0.
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckConfig:
+  """Sizes, seed and tolerances of check_gradients (see configs/check_bptt.py)."""
+
+  vocab_size: int
+  embed_size: int
+  hidden_size: int
+  batch_size: int
+  seq_len: int
+  activation: str
+  truncation: int
+  seed: int
+  grad_rtol: float
+  fd_rtol: float
+  fd_eps: float
+  fd_coords: int
+  inject_error: str  # "" | a parameter name ("W_h", "layers/0/W_h", "h0") | "carry"
+
+  @classmethod
+  def from_config(cls, cfg: Any) -> CheckConfig:
+    """From a ConfigDict or mapping; names missing or unknown keys."""
+    d = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
+    names = {f.name for f in dataclasses.fields(cls)}
+    if set(d) != names:
+      raise ConfigError(f"check config: missing {sorted(names - set(d))}, unknown "
+                        f"{sorted(set(d) - names)}; start from configs/check_bptt.py.")
+    return cls(**d)
+
+
+@dataclasses.dataclass(frozen=True)
+class ParamCheck:
+  """Errors of one gradient tensor; fd_* are None when finite differences do not apply."""
+
+  name: str
+  shape: tuple[int, ...]
+  grad_abs: float
+  grad_rel: float
+  fd_abs: float | None
+  fd_rel: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckReport:
+  """The outcome of check_gradients, printable with format()."""
+
+  config: CheckConfig
+  loss: float
+  rows: tuple[ParamCheck, ...]
+
+  def failures(self) -> list[str]:
+    """One message per tolerance exceeded, naming the parameter."""
+    c, out = self.config, []
+    for r in self.rows:
+      if not r.grad_rel <= c.grad_rtol:
+        out.append(f"{r.name}: manual vs jax.grad relative error {r.grad_rel:.2e} > {c.grad_rtol:.0e}")
+      if r.fd_rel is not None and not r.fd_rel <= c.fd_rtol:
+        out.append(f"{r.name}: manual vs finite differences relative error {r.fd_rel:.2e} > {c.fd_rtol:.0e}")
+    return out
+
+  def failed_names(self) -> list[str]:
+    """Parameters with at least one error above tolerance."""
+    return list(dict.fromkeys(m.split(":")[0] for m in self.failures()))
+
+  @property
+  def ok(self) -> bool:
+    return not self.failures()
+
+  def format(self) -> str:
+    c = self.config
+    trunc = f"{c.truncation}" if c.truncation else "0 (full BPTT)"
+    fmt = lambda v: f"{'n/a':>10}" if v is None else f"{v:10.2e}"
+    lines = [
+        f"Manual BPTT gradient check, float64: V={c.vocab_size} E={c.embed_size} "
+        f"H={c.hidden_size} B={c.batch_size} T={c.seq_len} activation={c.activation} "
+        f"truncation={trunc} seed={c.seed}",
+        f"loss L = (1/(B*T)) sum_b sum_t L(t) = {self.loss:.6f}",
+        "relative error = max|manual - ref| / max(max|ref|, 1e-300) over the whole tensor "
+        "(jax.grad) or the sampled coordinates (finite differences)",
+        f"{'':26}{'manual vs jax.grad':<24}manual vs centred FD ({c.fd_coords} coords, eps {c.fd_eps:.0e})",
+        f"{'parameter':<14}{'shape':<12}{'max abs':>10}{'max rel':>10}    {'max abs':>10}{'max rel':>10}",
+    ]
+    for r in self.rows:
+      lines.append(f"{r.name:<14}{str(r.shape):<12}{fmt(r.grad_abs)}{fmt(r.grad_rel)}    "
+                   f"{fmt(r.fd_abs)}{fmt(r.fd_rel)}")
+    if c.truncation:
+      lines.append("finite differences: n/a, truncated BPTT is not the gradient of L")
+    failures = self.failures()
+    lines += [f"FAIL {m}" for m in failures] or [
+        f"OK: every parameter within tolerance (jax.grad rtol {c.grad_rtol:.0e}, "
+        f"finite differences rtol {c.fd_rtol:.0e})"]
+    return "\n".join(lines)
+
+
+def _path_name(path: tuple) -> str:
+  return "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
+
+
+def _errors(a: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
+  err = float(np.max(np.abs(a - ref), initial=0.0))
+  return err, err / max(float(np.max(np.abs(ref), initial=0.0)), TINY)
+
+
+def check_gradients(cfg: Any) -> CheckReport:
+  """Compares manual BPTT with jax.grad and centred finite differences in float64."""
+  c = CheckConfig.from_config(cfg)
+  B, T, V = c.batch_size, c.seq_len, c.vocab_size
+  with jax.enable_x64(True):
+    k_p, k_h, k_x, k_y = jax.random.split(jax.random.PRNGKey(c.seed), 4)
+    theta = random_params(k_p, V, c.embed_size, c.hidden_size, jnp.float64)
+    theta["h0"] = jax.random.uniform(k_h, (B, c.hidden_size), jnp.float64, -0.5, 0.5)
+    validate(theta, c.activation, c.truncation)
+    names = [_path_name(p) for p, _ in jax.tree_util.tree_flatten_with_path(theta)[0]]
+    hits = [i for i, n in enumerate(names) if c.inject_error in (n, n.split("/")[-1])]
+    if c.inject_error not in ("", "carry") and not hits:
+      raise ConfigError(f"inject_error={c.inject_error!r}: use '', 'carry' or one of {names}.")
+    x_BxT = jax.random.randint(k_x, (B, T), 0, V)
+    y_BxT = jax.random.randint(k_y, (B, T), 0, V)
+    w_BxT = jnp.ones((B, T), jnp.float64)
+
+    def loss(theta, fn, truncation):
+      params = {k: v for k, v in theta.items() if k != "h0"}
+      sum_nll, _ = fn(params, theta["h0"], x_BxT, y_BxT, w_BxT, c.activation, truncation)
+      return sum_nll / (B * T)  # the lecture's mean over t, averaged over the batch too
+
+    # inject_error="carry" is a classic bug: the carried ∂L/∂h(t-1) is dropped (k = 1).
+    manual_k = 1 if c.inject_error == "carry" else c.truncation
+    both = jax.jit(lambda th: (jax.grad(loss)(th, manual_elman_sum_nll, manual_k),
+                               jax.grad(loss)(th, elman_sum_nll, c.truncation)))
+    g_man, g_ref = both(theta)
+    g_man_l = [np.asarray(a) for a in jax.tree.leaves(g_man)]
+    g_ref_l = [np.asarray(a) for a in jax.tree.leaves(g_ref)]
+    if hits and c.inject_error != "carry":
+      g_man_l[hits[0]] = g_man_l[hits[0]] * (1 + 1e-3)  # a 0.1% error in one gradient
+    full_loss = lambda th: loss(th, elman_sum_nll, 0)
+    fd_l = ([None] * len(names) if c.truncation
+            else _finite_differences(full_loss, theta, g_ref_l, c))
+    rows = []
+    for name, man, ref, fd in zip(names, g_man_l, g_ref_l, fd_l):
+      fd_err = (None, None) if fd is None else _errors(man.ravel()[fd[0]], fd[1])
+      rows.append(ParamCheck(name, ref.shape, *_errors(man, ref), *fd_err))
+    return CheckReport(c, float(jax.jit(full_loss)(theta)), tuple(rows))
+
+
+def _finite_differences(loss_fn, theta, g_ref_l, c: CheckConfig) -> list:
+  """Per leaf, (coords, centred differences) at its largest-gradient coordinate + random ones."""
+  flat, unravel = jax.flatten_util.ravel_pytree(theta)
+  rng = np.random.default_rng(c.seed)
+  coords_l, offset, flat_idx = [], 0, []
+  for g in g_ref_l:
+    top = int(np.argmax(np.abs(g)))  # so the relative error's denominator is max|grad|
+    coords = np.array([top] + [i for i in rng.permutation(g.size) if i != top])[:c.fd_coords]
+    coords_l.append(coords)
+    flat_idx.append(coords + offset)
+    offset += g.size
+  idx = np.concatenate(flat_idx)
+  step_NxP = c.fd_eps * jax.nn.one_hot(idx, flat.size, dtype=flat.dtype)
+  batched = jax.jit(jax.vmap(lambda v: loss_fn(unravel(v))))
+  d_N = (batched(flat + step_NxP) - batched(flat - step_NxP)) / (2 * c.fd_eps)
+  d_N, out, start = np.asarray(d_N), [], 0
+  for coords in coords_l:
+    out.append((coords, d_N[start:start + coords.size]))
+    start += coords.size
+  return out
