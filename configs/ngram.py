@@ -39,6 +39,9 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   elif arg == "shakespeare":
     c.order = 7
     c.data.name = "tinyshakespeare"
+    # 65 character types leave the unigram counts-of-counts too sparse for
+    # Chen & Goodman's discounts (lmplz needs --discount_fallback here too).
+    c.discount_fallback = "0.5,1.0,1.5"
     c.max_sample_len = 300
   elif arg != "default":
     raise ValueError(f"unknown preset {arg!r}; use default, ptb or shakespeare.")

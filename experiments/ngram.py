@@ -1,9 +1,9 @@
 """Estimates and evaluates an n-gram LM: ``python -m experiments.ngram --config=configs/ngram.py --workdir=DIR``."""
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
-from lm_jax.errors import LMJaxError
+from lm_jax import cli
 from lm_jax.ngram import run
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/ngram.py", "N-gram config file.",
@@ -13,11 +13,8 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for config.json, metr
 
 def main(argv):
   del argv
-  try:
-    run.run(_CONFIG.value, _WORKDIR.value)
-  except LMJaxError as e:
-    raise SystemExit(f"error: {e}") from None
+  run.run(_CONFIG.value, _WORKDIR.value)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

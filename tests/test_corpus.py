@@ -86,3 +86,31 @@ def test_tinyshakespeare_split_covers_every_character(ptb_dir):
   raw = corpus.load("tinyshakespeare", data_dir=str(ptb_dir), download=False)
   chars = sum(len(s) + 1 for sp in corpus.SPLITS for s in raw.splits[sp])
   assert chars == 1_115_394  # The file's length (data README); newline = </s>.
+
+
+def _fake_registry(monkeypatch, tmp_path, content: bytes, sha: str):
+  src = tmp_path / "remote" / "input.txt"
+  src.parent.mkdir(parents=True)
+  src.write_bytes(content)
+  spec = corpus.CorpusSpec(name="fake", level="char", fractions=(0.8, 0.1),
+                           files=(corpus.RemoteFile("input.txt", src.as_uri(), sha),))
+  monkeypatch.setitem(corpus.REGISTRY, "fake", spec)
+  monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+  monkeypatch.delenv(corpus.DATA_DIR_ENV, raising=False)
+
+
+def test_download_verifies_checksum_then_caches(tmp_path, monkeypatch):
+  content = "".join(f"line {i}\n" for i in range(50)).encode()
+  _fake_registry(monkeypatch, tmp_path, content, hashlib.sha256(content).hexdigest())
+  raw = corpus.load("fake")
+  assert (tmp_path / "cache" / "lm_jax" / "fake" / "input.txt").read_bytes() == content
+  assert sum(len(s) + 1 for sp in corpus.SPLITS for s in raw.splits[sp]) == len(content)
+  (tmp_path / "remote" / "input.txt").unlink()
+  assert corpus.load("fake").splits == raw.splits  # Second load reads the cache.
+
+
+def test_download_with_wrong_checksum_keeps_nothing(tmp_path, monkeypatch):
+  _fake_registry(monkeypatch, tmp_path, b"tampered\n", "0" * 64)
+  with pytest.raises(CorpusError, match="sha256.*retry"):
+    corpus.load("fake")
+  assert not (tmp_path / "cache" / "lm_jax" / "fake" / "input.txt").exists()

@@ -147,3 +147,21 @@ def test_bad_order_and_k():
     build(LECTURE, 2, "add_k", k=0.0)
   with pytest.raises(ConfigError, match="unknown smoothing"):
     build(LECTURE, 2, "witten_bell")
+
+
+def test_character_ngrams_score_every_character():
+  from lm_jax.data import corpus
+  raw = corpus.load("pydoc", level="char")  # The embedded corpus, read as characters.
+  vocab = Vocab.build(raw.splits["train"], level="char")
+  train = encode_sentences(vocab, raw.splits["train"])
+  # ~70 character types: too few unigrams for counts-of-counts n1..n4 (as with lmplz).
+  with pytest.raises(DiscountError, match="1-grams are undefined"):
+    NGramLM.estimate(train, vocab, 5, "modified_kneser_ney")
+  lm = NGramLM.estimate(train, vocab, 5, "modified_kneser_ney", discount_fallback="0.5,1.0,1.5")
+  assert [n[:8] for n in lm.tables.info["discount_notes"]] == ["order 1:"]
+  test = encode_sentences(vocab, raw.splits["test"])
+  res = lm.evaluate(test, "test")
+  # One scored token per character of the test text (end of line = </s>).
+  assert res.tokens == sum(len(s) + 1 for s in raw.splits["test"])
+  assert 2.0 < res.perplexity < 10.0  # English text: a character 5-gram needs ~1.5-3 bits/char.
+  assert np.exp(lm.next_logprobs([-1, -1, -1, vocab.bos_id])).sum() == pytest.approx(1.0, abs=1e-5)
