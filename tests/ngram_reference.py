@@ -90,6 +90,8 @@ def katz(sentences, order, vocab_predictable, k_max=5):
       return prob(w, h[1:])
     ctx = sum(kids.values())
     star = {x: n * d[k].get(n, 1.0) / ctx for x, n in kids.items()}
+    if all(n > max(d[k]) for n in kids.values()):  # No mass freed: discount as count k.
+      star = {x: p * d[k][max(d[k])] for x, p in star.items()}
     if w in star:
       return star[w]
     alpha = (1 - sum(star.values())) / (1 - sum(prob(x, h[1:]) for x in kids))

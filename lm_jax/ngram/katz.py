@@ -34,6 +34,7 @@ def good_turing_ratios(count: np.ndarray, k_max: int = MAX_DISCOUNTED) -> tuple[
 
 
 def _discounted(count: np.ndarray, order: int, fallback) -> tuple[np.ndarray, dict]:
+  """Discounted counts ``d_r r`` and what was used (for the run record)."""
   d, k = good_turing_ratios(count)
   if k == 0:
     n = np.bincount(np.minimum(count, 5), minlength=6)[1:5]
@@ -56,7 +57,9 @@ def katz(counts: Counts, fallback: tuple[float, ...] | None = None) -> Tables:
   ``alpha(h) p(w|h')`` with ``alpha(h) = (1 - Σ_seen p(w|h)) / (1 - Σ_seen p(w|h'))``.
   Unigrams: Good-Turing-discounted, the freed mass shared evenly by the
   predictable types never seen in training (plain relative frequencies if
-  every type was seen).
+  every type was seen).  A context whose continuations were all seen more
+  than k times has its counts discounted with ``d_k`` so that unseen words
+  keep a non-zero probability.
   """
   pred = _predictable_mask(counts)
   uni = np.where(pred, counts.unigram, 0)
@@ -78,6 +81,14 @@ def katz(counts: Counts, fallback: tuple[float, ...] | None = None) -> Tables:
     seen_mass = _context_sums(counts, k, p_star)
     lower_mass = _context_sums(counts, k, prob[o.suffix])
     has = total > 0
+    # A context followed only by words seen more than k times frees no mass, so
+    # Katz's rule would give every other word probability 0.  Such contexts get
+    # their counts discounted as count k is (d_k); the number is recorded.
+    stuck = has & (seen_mass >= 1.0 - 1e-12) & (lower_mass < 1.0 - 1e-12)
+    if stuck.any() and "ratios" in info:
+      p_star = np.where(stuck[o.prefix], p_star * info["ratios"][-1], p_star)
+      seen_mass = _context_sums(counts, k, p_star)
+      info["contexts_discounted_as_k"] = int(stuck.sum())
     # If the seen words already hold all lower-order mass, nothing is left to
     # back off to: renormalize that context's seen words instead.
     full = has & (1.0 - lower_mass <= 1e-12)

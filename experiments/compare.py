@@ -1,0 +1,24 @@
+"""Compares run directories: ``python -m experiments.compare DIR [DIR ...] [--plot=curves.png]``."""
+
+from absl import flags
+
+from lm_jax import cli, compare
+
+_PLOT = flags.DEFINE_string("plot", "compare.png", "PNG of learning curves ('' for none).")
+_ALLOW = flags.DEFINE_bool("allow_mismatch", False,
+                           "Compare runs even if their vocabulary or corpus checksums differ.")
+_OUT = flags.DEFINE_string("output", None, "Also write the markdown table to this file.")
+
+
+def main(argv):
+  if len(argv) < 2:
+    raise SystemExit("usage: python -m experiments.compare DIR [DIR ...]")
+  report = compare.compare(argv[1:], allow_mismatch=_ALLOW.value, plot_path=_PLOT.value or None)
+  print(report)
+  if _OUT.value:
+    with open(_OUT.value, "w", encoding="utf-8") as f:
+      f.write(report + "\n")
+
+
+if __name__ == "__main__":
+  cli.run(main)

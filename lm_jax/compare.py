@@ -1,0 +1,144 @@
+"""Side-by-side comparison of run directories: config differences, perplexities, curves."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+
+from lm_jax.errors import LMJaxError
+from lm_jax.metric_writer import final_records, read_metrics
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  path: str
+  config: dict
+  info: dict
+  records: list[dict]
+
+  @property
+  def name(self) -> str:
+    return os.path.basename(os.path.normpath(self.path))
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+  out = {}
+  for k, v in d.items():
+    key = f"{prefix}{k}"
+    if isinstance(v, dict):
+      out.update(_flatten(v, key + "."))
+    else:
+      out[key] = v
+  return out
+
+
+def load_run(path: str) -> Run:
+  """Reads ``config.json``, ``run.json`` and ``metrics.jsonl`` of one workdir."""
+  files = {f: os.path.join(path, f) for f in ("config.json", "run.json", "metrics.jsonl")}
+  missing = [f for f, p in files.items() if not os.path.isfile(p)]
+  if missing:
+    raise LMJaxError(f"{path} is not an lm_jax run directory (missing {', '.join(missing)}); "
+                     "give directories passed as --workdir to experiments.ngram or experiments.train.")
+  with open(files["config.json"], encoding="utf-8") as f:
+    config = json.load(f)
+  with open(files["run.json"], encoding="utf-8") as f:
+    info = json.load(f)
+  return Run(path, config, info, read_metrics(files["metrics.jsonl"]))
+
+
+def check_comparable(runs: list[Run]) -> list[str]:
+  """Problems that make perplexities incomparable: vocabulary or corpus differences."""
+  problems = []
+  base = runs[0]
+  for r in runs[1:]:
+    if r.info.get("vocab_hash") != base.info.get("vocab_hash"):
+      problems.append(f"{r.name} uses vocabulary {r.info.get('vocab_hash')} "
+                      f"({r.info.get('vocab_size')} types), {base.name} uses "
+                      f"{base.info.get('vocab_hash')} ({base.info.get('vocab_size')} types)")
+    rc, bc = r.info.get("corpus", {}).get("checksums"), base.info.get("corpus", {}).get("checksums")
+    if rc != bc:
+      problems.append(f"{r.name} and {base.name} read different corpus files (checksums {rc} vs {bc})")
+  return problems
+
+
+def _best(records: list[dict], split: str) -> float | None:
+  vals = [r["perplexity"] for r in records if r.get("split") == split and "perplexity" in r]
+  return min(vals) if vals else None
+
+
+def _fmt(v) -> str:
+  if v is None:
+    return "–"
+  if isinstance(v, float):
+    return "inf" if math.isinf(v) else f"{v:.2f}" if abs(v) >= 10 else f"{v:.4g}"
+  return str(v)
+
+
+def table(runs: list[Run]) -> str:
+  """Markdown: one row per run with final and best perplexities, then config differences."""
+  lines = ["| run | model | corpus | vocab | valid ppl (final) | valid ppl (best) | test ppl | test nll/token |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+  for r in runs:
+    fin = final_records(r.records)
+    model = r.config.get("model", {}).get("name") if isinstance(r.config.get("model"), dict) else None
+    model = model or (f"{r.config.get('order')}-gram {r.config.get('smoothing')}"
+                      if "smoothing" in r.config else "?")
+    test = fin.get("test", {})
+    lines.append(f"| {r.name} | {model} | {r.info.get('corpus', {}).get('name')} | "
+                 f"{r.info.get('vocab_size')} | {_fmt(fin.get('valid', {}).get('perplexity'))} | "
+                 f"{_fmt(_best(r.records, 'valid'))} | {_fmt(test.get('perplexity'))} | "
+                 f"{_fmt(test.get('nll_per_token'))} |")
+  flat = [_flatten(r.config) for r in runs]
+  keys = sorted({k for f in flat for k in f if len({json.dumps(g.get(k)) for g in flat}) > 1})
+  if keys:
+    lines += ["", "| config field | " + " | ".join(r.name for r in runs) + " |",
+              "| --- |" + " --- |" * len(runs)]
+    lines += [f"| {k} | " + " | ".join(_fmt(f.get(k)) for f in flat) + " |" for k in keys]
+  return "\n".join(lines)
+
+
+def plot(runs: list[Run], path: str) -> str:
+  """Learning curves (training loss, validation perplexity) against steps, as a PNG."""
+  import matplotlib  # Deferred: only plotting needs it.
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  fig, (ax_loss, ax_ppl) = plt.subplots(1, 2, figsize=(11, 4))
+  for r in runs:
+    train = [(x["step"], x["loss"]) for x in r.records if "loss" in x and "step" in x]
+    valid = [(x["step"], x["perplexity"]) for x in r.records
+             if x.get("split") == "valid" and "step" in x and math.isfinite(x["perplexity"])]
+    if train:
+      ax_loss.plot(*zip(*train), label=r.name)
+    if valid:
+      ax_ppl.plot(*zip(*valid), marker="o", label=r.name)
+    elif final_records(r.records).get("valid"):  # Count models: one point, drawn as a level.
+      ax_ppl.axhline(final_records(r.records)["valid"]["perplexity"], ls="--", label=r.name,
+                     color=f"C{runs.index(r)}")
+  ax_loss.set(xlabel="step", ylabel="training loss (nats/token)", title="Training loss")
+  ax_ppl.set(xlabel="step", ylabel="validation perplexity", title="Validation perplexity", yscale="log")
+  for ax in (ax_loss, ax_ppl):
+    if ax.get_legend_handles_labels()[0]:
+      ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
+
+
+def compare(paths: list[str], allow_mismatch: bool = False, plot_path: str | None = None) -> str:
+  """Loads runs, refuses incomparable ones unless allowed, returns the markdown report."""
+  runs = [load_run(p) for p in paths]
+  problems = check_comparable(runs)
+  if problems and not allow_mismatch:
+    raise LMJaxError("these runs are not comparable: " + "; ".join(problems)
+                     + ". Perplexities over different vocabularies or texts mean different things; "
+                     "pass --allow_mismatch to compare anyway.")
+  report = table(runs)
+  if problems:
+    report = "**Warning: not comparable** — " + "; ".join(problems) + "\n\n" + report
+  if plot_path:
+    plot(runs, plot_path)
+    report += f"\n\nLearning curves: {plot_path}"
+  return report
