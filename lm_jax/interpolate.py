@@ -1,0 +1,75 @@
+"""Linear interpolation of language models from their per-token probabilities.
+
+``p(w|h) = Σ_m λ_m p_m(w|h)`` with ``Σ λ = 1``; the weights are tuned on the
+validation split by expectation-maximization (each step sets ``λ_m`` to the
+mean posterior responsibility of model m for the tokens), which never lowers
+the validation likelihood.  Models must score the same tokens under the same
+vocabulary: each run's ``{valid,test}.tokens.tsv`` dump is the input.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+
+import numpy as np
+
+from lm_jax import evaluation
+from lm_jax.errors import LMJaxError
+
+
+def read_token_dump(path: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+  """Tokens, ln p and OOV flags from a ``*.tokens.tsv`` file."""
+  if not os.path.isfile(path):
+    raise LMJaxError(f"no per-token dump at {path}; rerun that model with "
+                     "--config.dump_tokens=True to write it.")
+  with open(path, encoding="utf-8", newline="") as f:
+    rows = list(csv.DictReader(f, delimiter="\t"))
+  tokens = [r["token"] for r in rows]
+  return tokens, np.array([float(r["ln_prob"]) for r in rows]), np.array([r["oov"] == "1" for r in rows])
+
+
+def em_weights(logp_MxN: np.ndarray, iters: int = 200, tol: float = 1e-9) -> np.ndarray:
+  """Mixture weights maximizing Σ_t ln Σ_m λ_m p_m(t) (EM from uniform weights)."""
+  m = logp_MxN.shape[0]
+  lam = np.full(m, 1.0 / m)
+  prev = -np.inf
+  for _ in range(iters):
+    with np.errstate(divide="ignore"):  # A weight may reach exactly 0.
+      joint = np.log(lam)[:, None] + logp_MxN
+    total = np.logaddexp.reduce(joint, axis=0)
+    lam = np.exp(joint - total).mean(axis=1)
+    ll = total.sum()
+    if ll - prev < tol * abs(ll):
+      break
+    prev = ll
+  return lam
+
+
+def mix(logp_MxN: np.ndarray, lam: np.ndarray) -> np.ndarray:
+  """ln Σ_m λ_m p_m for every token."""
+  with np.errstate(divide="ignore"):
+    return np.logaddexp.reduce(np.log(lam)[:, None] + logp_MxN, axis=0)
+
+
+def interpolate(workdirs: list[str]) -> dict:
+  """Tunes weights on valid, reports valid and test perplexity of the mixture and of each model."""
+  if len(workdirs) < 2:
+    raise LMJaxError("interpolation needs at least two run directories.")
+  out = {"workdirs": workdirs}
+  data = {}
+  for split in ("valid", "test"):
+    dumps = [read_token_dump(os.path.join(d, f"{split}.tokens.tsv")) for d in workdirs]
+    for d, (toks, _, _) in zip(workdirs[1:], dumps[1:]):
+      if toks != dumps[0][0]:
+        raise LMJaxError(f"{d} scored different tokens than {workdirs[0]} on {split} "
+                         "(another corpus or vocabulary); interpolate models over the same vocabulary.")
+    data[split] = (np.stack([lp for _, lp, _ in dumps]), dumps[0][2],
+                   sum(t == "</s>" for t in dumps[0][0]))
+  lam = em_weights(data["valid"][0])
+  out["weights"] = lam.tolist()
+  for split, (logp, oov, sents) in data.items():
+    out[split] = evaluation.from_token_logprobs(split, mix(logp, lam), oov, sents).record()
+    out[f"{split}_single"] = [evaluation.from_token_logprobs(split, lp, oov, sents).perplexity
+                              for lp in logp]
+  return out
