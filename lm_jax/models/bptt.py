@@ -111,9 +111,12 @@ def backward(params: Params, h0_BxH: jax.Array, inputs_BxT: jax.Array,
   y_TxBxV = jax.nn.one_hot(targets_BxT.T, yhat_TxBxV.shape[-1], dtype=yhat_TxBxV.dtype)
   w_TxBx1 = (g * weights_BxT.T.astype(yhat_TxBxV.dtype))[..., None]
   # Gradients of an RNN I: δ1(t) = ∂L(t)/∂z1(t) = ŷ(t) − y(t), times the token's weight.
-  d1_TxBxV = w_TxBx1 * (yhat_TxBxV - y_TxBxV)
+  # Flat over (t, b), N = T*B, and used only by matmuls (b_o too): XLA then materializes
+  # this largest array once, and the step needs less scratch memory than autodiff's.
+  T, B, V = yhat_TxBxV.shape
+  d1_NxV = (w_TxBx1 * (yhat_TxBxV - y_TxBxV)).reshape(T * B, V)
   # Gradients of an RNN II: δ3(t) = δ1(t) W_oᵀ, the part of ∂L/∂h(t) that comes from L(t).
-  d3_TxBxH = d1_TxBxV @ W_o.T
+  d3_TxBxH = (d1_NxV @ W_o.T).reshape(T, B, -1)
   fprime_TxBxH = _f_prime(activation, h_TxBxH)
   if dhT_BxH is None:
     dhT_BxH = jnp.zeros_like(h0_BxH)
@@ -131,7 +134,7 @@ def backward(params: Params, h0_BxH: jax.Array, inputs_BxT: jax.Array,
   dh0_BxH, d2_TxBxH = jax.lax.scan(step, dhT_BxH, xs, reverse=True)
   h_prev_TxBxH = jnp.concatenate([h0_BxH[None], h_TxBxH[:-1]], axis=0)
   # Backward Computation II: a weight shared over time gets the sum over t of its per-step
-  # gradients ∂L/∂W|_(t); each einsum below sums one lecture term over t and the batch.
+  # gradients ∂L/∂W|_(t); each product below sums one lecture term over t and the batch.
   grads = {
       # Gradients of an RNN I: ∂L/∂W_x[x(t)] = δ2(t) W_eᵀ, scattered onto the rows x(t).
       "embed": jnp.zeros_like(params["embed"]).at[inputs_BxT.T].add(d2_TxBxH @ W_e.T),
@@ -140,8 +143,8 @@ def backward(params: Params, h0_BxH: jax.Array, inputs_BxT: jax.Array,
           "W_h": jnp.einsum("tbk,tbh->kh", h_prev_TxBxH, d2_TxBxH),  # δ2(t) ⊗ h(t-1)
           "b_h": d2_TxBxH.sum((0, 1)),                                # δ2(t)
       }],
-      "W_o": jnp.einsum("tbh,tbv->hv", h_TxBxH, d1_TxBxV),  # Gradients of an RNN I: δ1(t) ⊗ h(t)
-      "b_o": d1_TxBxV.sum((0, 1)),                          # Gradients of an RNN I: δ1(t)
+      "W_o": h_TxBxH.reshape(T * B, -1).T @ d1_NxV,  # Gradients of an RNN I: δ1(t) ⊗ h(t)
+      "b_o": jnp.ones_like(d1_NxV[:, 0]) @ d1_NxV,   # Gradients of an RNN I: δ1(t), Σ as matvec
   }
   return grads, dh0_BxH
 
