@@ -8,7 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
-from lm_jax.data.vocab import EOS, UNK, Vocab
+from lm_jax.data.vocab import EOS, UNK_ID, Vocab
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,9 +48,10 @@ class TokenArray:
 def encode_sentences(vocab: Vocab, sentences: Sequence[Sequence[str]]) -> TokenArray:
   """Encodes token lists, appending ``</s>`` to each sentence."""
   flat = list(itertools.chain.from_iterable(itertools.chain(s, (EOS,)) for s in sentences))
-  ids = vocab.encode(flat)
-  index = vocab.index
-  oov = np.fromiter((t not in index and t != UNK for t in flat), dtype=bool, count=len(flat))
+  # One C-level pass: unknown tokens come back as -1 (a literal <unk> is known).
+  ids = np.array(list(map(vocab.index.get, flat, itertools.repeat(-1))), dtype=np.int32)
+  oov = ids < 0
+  ids[oov] = UNK_ID
   starts = np.zeros(len(sentences) + 1, dtype=np.int64)
   np.cumsum([len(s) + 1 for s in sentences], out=starts[1:])
   return TokenArray(ids=ids, starts=starts, oov=oov)

@@ -12,6 +12,7 @@ import collections
 import dataclasses
 import functools
 import hashlib
+import itertools
 import json
 import os
 from typing import Iterable, Sequence
@@ -86,8 +87,7 @@ class Vocab:
 
   def encode(self, tokens: Sequence[str]) -> np.ndarray:
     """Maps tokens to int32 ids; unknown tokens become ``<unk>``."""
-    get = self.index.get
-    return np.fromiter((get(t, UNK_ID) for t in tokens), dtype=np.int32, count=len(tokens))
+    return np.array(list(map(self.index.get, tokens, itertools.repeat(UNK_ID))), dtype=np.int32)
 
   def decode(self, ids: Iterable[int]) -> list[str]:
     return [self.tokens[int(i)] for i in ids]

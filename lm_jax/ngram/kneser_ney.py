@@ -68,10 +68,13 @@ def lmplz_statistics(counts: Counts, adjusted: list[np.ndarray], tokens: TokenAr
   kid = np.argsort(np.argsort(first_pos, kind="stable"), kind="stable").astype(np.int64) + 3
   kid[counts.bos_id], kid[EOS_ID] = 1, 2
   # lmplz pads every sentence with n-1 <s>: window j steps back of each predicted token.
-  target = np.nonzero(pos > 0)[0]
-  back = [np.where(pos[target] - j >= 0, stream[np.maximum(target - j, 0)], counts.bos_id)
-          for j in range(n)]
-  last = target[np.lexsort([kid[b] for b in reversed(back)])[-1]]
+  # The largest window in suffix order: keep the positions whose last word has
+  # the largest lmplz id, then among them the largest previous word, and so on.
+  cand = np.nonzero(pos > 0)[0]
+  for j in range(n):
+    word = np.where(pos[cand] - j >= 0, stream[np.maximum(cand - j, 0)], counts.bos_id)
+    cand = cand[kid[word] == kid[word].max()]
+  last = cand[0]
   window = [int(stream[last - j]) if pos[last] - j >= 0 else counts.bos_id for j in range(n)]
   stats = [a.copy() for a in adjusted]
   for k in range(1, n):
