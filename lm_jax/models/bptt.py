@@ -165,10 +165,8 @@ def _weighted_sum(nll_TxB: jax.Array, weights_BxT: jax.Array) -> jax.Array:
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def _manual_sum_nll(activation, truncation, params, h0_BxH, inputs_BxT, targets_BxT,
-                    weights_BxT):
-  tape, hT_BxH = forward(params, h0_BxH, inputs_BxT, targets_BxT, activation)
-  return _weighted_sum(tape.nll_TxB, weights_BxT), hT_BxH
+def _manual_sum_nll(activation, truncation, *args):
+  return _manual_sum_nll_fwd(activation, truncation, *args)[0]
 
 
 def _manual_sum_nll_fwd(activation, truncation, params, h0_BxH, inputs_BxT, targets_BxT,
@@ -275,8 +273,7 @@ class CheckConfig:
     return cls(**d)
 
 
-@dataclasses.dataclass(frozen=True)
-class ParamCheck:
+class ParamCheck(NamedTuple):
   """Errors of one gradient tensor; fd_* are None when finite differences do not apply."""
 
   name: str
@@ -390,22 +387,14 @@ def check_gradients(cfg: Any) -> CheckReport:
 
 
 def _finite_differences(loss_fn, theta, g_ref_l, c: CheckConfig) -> list:
-  """Per leaf, (coords, centred differences) at its largest-gradient coordinate + random ones."""
+  """Per leaf: (coords, centred differences) at its largest gradient and random coordinates."""
   flat, unravel = jax.flatten_util.ravel_pytree(theta)
-  rng = np.random.default_rng(c.seed)
-  coords_l, offset, flat_idx = [], 0, []
+  rng, offsets, coords_l = np.random.default_rng(c.seed), np.cumsum([0] + [g.size for g in g_ref_l]), []
   for g in g_ref_l:
     top = int(np.argmax(np.abs(g)))  # so the relative error's denominator is max|grad|
-    coords = np.array([top] + [i for i in rng.permutation(g.size) if i != top])[:c.fd_coords]
-    coords_l.append(coords)
-    flat_idx.append(coords + offset)
-    offset += g.size
-  idx = np.concatenate(flat_idx)
+    coords_l.append(np.array([top] + [i for i in rng.permutation(g.size) if i != top])[:c.fd_coords])
+  idx = np.concatenate([cs + o for cs, o in zip(coords_l, offsets)])
   step_NxP = c.fd_eps * jax.nn.one_hot(idx, flat.size, dtype=flat.dtype)
   batched = jax.jit(jax.vmap(lambda v: loss_fn(unravel(v))))
-  d_N = (batched(flat + step_NxP) - batched(flat - step_NxP)) / (2 * c.fd_eps)
-  d_N, out, start = np.asarray(d_N), [], 0
-  for coords in coords_l:
-    out.append((coords, d_N[start:start + coords.size]))
-    start += coords.size
-  return out
+  d_N = np.asarray(batched(flat + step_NxP) - batched(flat - step_NxP)) / (2 * c.fd_eps)
+  return list(zip(coords_l, np.split(d_N, np.cumsum([cs.size for cs in coords_l])[:-1])))
