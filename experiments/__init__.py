@@ -1,0 +1,1 @@
+"""Thin absl launchers; each calls one lm_jax library function."""
