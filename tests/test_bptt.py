@@ -184,3 +184,10 @@ def test_invalid_options_name_the_fix():
     bptt.manual_grads(two_layers, h0_BxH, x_BxT, y_BxT, w_BxT)
   with pytest.raises(ConfigError, match="inject_error"):
     bptt.check_gradients(dict(check_config.get_config(), inject_error="W_q"))
+
+
+def test_integer_masks_and_jit_give_the_float_mask_gradients():
+  params, h0_BxH, x_BxT, y_BxT, w_BxT = _problem(5, 7, 3, 4, 2, 6, np.float32)
+  grad = jax.jit(jax.grad(lambda p, w: bptt.manual_elman_sum_nll(p, h0_BxH, x_BxT, y_BxT, w)[0]))
+  jax.tree.map(np.testing.assert_array_equal, grad(params, w_BxT.astype(jnp.int32)),
+               grad(params, w_BxT))

@@ -117,8 +117,8 @@ def backward(params: Params, h0_BxH: jax.Array, inputs_BxT: jax.Array,
   d1_NxV = (w_TxBx1 * (yhat_TxBxV - y_TxBxV)).reshape(T * B, V)
   # Gradients of an RNN II: δ3(t) = δ1(t) W_oᵀ, the part of ∂L/∂h(t) that comes from L(t).
   d3_TxBxH = (d1_NxV @ W_o.T).reshape(T, B, -1)
-  fprime_TxBxH = _f_prime(activation, h_TxBxH)
-  if dhT_BxH is None:
+  fprime_TxBxH = _f_prime(activation, h_TxBxH)  # f'(z2(t)) of δ2, for all t at once
+  if dhT_BxH is None:  # ∂L/∂h(T): nonzero only when a later segment uses h(T) with gradient
     dhT_BxH = jnp.zeros_like(h0_BxH)
 
   def step(dh_BxH, xs):
@@ -132,7 +132,7 @@ def backward(params: Params, h0_BxH: jax.Array, inputs_BxT: jax.Array,
 
   xs = (d3_TxBxH, fprime_TxBxH, _cuts_T(h_TxBxH.shape[0], truncation))
   dh0_BxH, d2_TxBxH = jax.lax.scan(step, dhT_BxH, xs, reverse=True)
-  h_prev_TxBxH = jnp.concatenate([h0_BxH[None], h_TxBxH[:-1]], axis=0)
+  h_prev_TxBxH = jnp.concatenate([h0_BxH[None], h_TxBxH[:-1]], axis=0)  # h(t-1) of z2(t)
   # Backward Computation II: a weight shared over time gets the sum over t of its per-step
   # gradients ∂L/∂W|_(t); each product below sums one lecture term over t and the batch.
   grads = {
