@@ -12,7 +12,7 @@ from absl import app
 from ml_collections import config_flags
 
 from lm_jax.errors import LMJaxError
-from lm_jax.models import bptt
+from lm_jax.models import bptt_check
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/check_bptt.py",
                                           "Sizes, seed and tolerances of the check.")
@@ -22,7 +22,7 @@ def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   try:
-    report = bptt.check_gradients(_CONFIG.value)
+    report = bptt_check.check_gradients(_CONFIG.value)
   except LMJaxError as e:  # a bad config value: its message names the fix
     sys.exit(f"error: {e}")
   print(report.format(), flush=True)

@@ -9,7 +9,7 @@ import pytest
 
 from configs import check_bptt as check_config
 from lm_jax.errors import ConfigError
-from lm_jax.models import bptt
+from lm_jax.models import bptt, bptt_check
 
 
 def _problem(seed, V, E, H, B, T, dtype=np.float64):
@@ -163,12 +163,12 @@ def test_float32_sgd_with_manual_gradients_follows_autodiff():
 
 
 def test_check_gradients_passes_and_names_an_injected_error():
-  report = bptt.check_gradients(check_config.get_config())
+  report = bptt_check.check_gradients(check_config.get_config())
   assert report.ok, report.format()
   assert all(r.fd_rel is not None and r.fd_rel <= 1e-6 for r in report.rows)
   cfg = check_config.get_config("truncated")
   cfg.inject_error = "W_h"
-  report = bptt.check_gradients(cfg)
+  report = bptt_check.check_gradients(cfg)
   assert report.failed_names() == ["layers/0/W_h"]
   assert all(r.fd_rel is None for r in report.rows)  # truncated BPTT is not dL/dθ
 
@@ -183,7 +183,7 @@ def test_invalid_options_name_the_fix():
   with pytest.raises(ConfigError, match="num_layers=1"):
     bptt.manual_grads(two_layers, h0_BxH, x_BxT, y_BxT, w_BxT)
   with pytest.raises(ConfigError, match="inject_error"):
-    bptt.check_gradients(dict(check_config.get_config(), inject_error="W_q"))
+    bptt_check.check_gradients(dict(check_config.get_config(), inject_error="W_q"))
 
 
 def test_integer_masks_and_jit_give_the_float_mask_gradients():
