@@ -1,0 +1,1 @@
+"""Benchmark suites: each module's ``run(quick=False) -> str`` returns a markdown section."""
