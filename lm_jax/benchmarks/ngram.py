@@ -1,0 +1,407 @@
+"""N-gram benchmark: lm_jax's modified Kneser-Ney against KenLM and NLTK, every ratio from one run."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import math
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from lm_jax.data.pipeline import data_config, load_data
+from lm_jax.data.tokens import encode_sentences
+from lm_jax.data.vocab import UNK, Vocab
+from lm_jax.errors import DiscountError
+from lm_jax.ngram.arpa import write_arpa
+from lm_jax.ngram.model import NGramLM
+
+SMOOTHING = "modified_kneser_ney"
+KENLM_BUILD = "/work/peers/kenlm/build/bin"  # Where a local KenLM build is looked for last.
+KENLM_UNK = "UNK"  # lmplz refuses the literal <unk>: PTB's <unk> is renamed for KenLM only.
+LMPLZ_FALLBACK = "0.5,1.0,1.5"  # lmplz's --discount_fallback, for prefixes too small for estimated discounts.
+SCORING_REPS = 10  # A scoring pass over PTB test takes milliseconds: more runs steady the median.
+GOAL_MEMORY_BYTES = 2 * 2**30
+now = time.perf_counter
+
+
+def find_tool(name: str) -> str | None:
+  """A KenLM binary: next to $LMPLZ when that is set (and only there), else PATH, else KENLM_BUILD."""
+  lmplz = os.environ.get("LMPLZ")
+  if lmplz:
+    cands = [lmplz if name == "lmplz" else os.path.join(os.path.dirname(lmplz), name)]
+  else:
+    cands = [shutil.which(name), os.path.join(KENLM_BUILD, name)]
+  return next((c for c in cands if c and os.path.isfile(c) and os.access(c, os.X_OK)), None)
+
+
+# Linux carries a process's RSS high-water mark across exec, and a child forked from this
+# (large) process would report ours as its peak; a small launcher process gives the measured
+# command a fresh floor of a few MiB, and reports its wall time and RUSAGE_CHILDREN peak.
+_LAUNCHER = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
+             "rc = subprocess.call(sys.argv[2:]); t = time.perf_counter() - t; "
+             "open(sys.argv[1], 'w').write(f'{rc} {t} {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}')")
+
+
+def run_process(cmd: list[str], stdin=None, stdout=None, env=None) -> tuple[float, int, str]:
+  """Wall seconds, peak RSS in bytes and stderr of one command, run through ``_LAUNCHER``."""
+  with tempfile.TemporaryFile() as err, tempfile.NamedTemporaryFile("r") as report:
+    subprocess.run([sys.executable, "-S", "-c", _LAUNCHER, report.name, *cmd], stdin=stdin,
+                   stdout=stdout or subprocess.DEVNULL, stderr=err, env=env, check=False)
+    err.seek(0)
+    text = err.read().decode(errors="replace")
+    fields = report.read().split()
+  if len(fields) != 3 or fields[0] != "0":
+    raise RuntimeError(f"{cmd[0]} failed (exit {fields[0] if fields else '?'}): {text[-800:]}")
+  return float(fields[1]), int(fields[2]) * 1024, text
+
+
+def median_time(fn, reps: int):
+  """Median wall seconds of ``reps`` calls, and the last call's result."""
+  times, out = [], None
+  for _ in range(reps):
+    t = now()
+    out = fn()
+    times.append(now() - t)
+  return statistics.median(times), out
+
+
+def corpus_config(data_dir: str | None, corpus: str | None):
+  cfg = data_config(corpus)
+  cfg.dir, cfg.download = data_dir, False
+  return cfg
+
+
+def write_text(sentences, path: str, unk: str = KENLM_UNK) -> str:
+  with open(path, "w", encoding="utf-8") as f:
+    f.writelines(" ".join(unk if w == UNK else w for w in s) + "\n" for s in sentences)
+  return path
+
+
+def _version(dist: str) -> str:
+  try:
+    return importlib.metadata.version(dist)
+  except importlib.metadata.PackageNotFoundError:
+    return "not installed"
+
+
+def machine_info() -> list[tuple[str, str]]:
+  """CPU, cores, RAM and the versions of everything measured (the header of BENCHMARKS.md)."""
+  with open("/proc/cpuinfo") as f:
+    cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), platform.processor())
+  with open("/proc/meminfo") as f:
+    ram_kb = int(next(l.split()[1] for l in f if l.startswith("MemTotal")))
+  lmplz, commit = find_tool("lmplz"), "not available"
+  if lmplz:
+    src = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(lmplz))))
+    git = subprocess.run(["git", "-C", src, "log", "-1", "--format=%h %cs"], capture_output=True, text=True)
+    commit = f"KenLM {git.stdout.strip()}" if git.returncode == 0 else f"{lmplz} (commit unknown)"
+  return [("CPU", f"{cpu}; {os.cpu_count()} logical cores, {len(os.sched_getaffinity(0))} usable"),
+          ("RAM", f"{ram_kb / 2**20:.1f} GiB"), ("OS", platform.platform()),
+          ("Python", platform.python_version()),
+          ("packages", ", ".join(f"{d} {_version(d)}" for d in ("jax", "jaxlib", "numpy", "nltk", "kenlm-ex"))),
+          ("lmplz", commit)]
+
+
+def bench_estimation(cfg, orders, reps, lmplz, tmp):
+  """lm_jax in process (estimate; + read/vocab/encode; + write ARPA) vs lmplz processes."""
+  rows, kenlm_arpas, lmplz_rss = [], {}, {}
+  for order in orders:
+    est, e2e, arpa = [], [], []
+    for _ in range(reps):
+      t0 = now()
+      raw, vocab, arrays = load_data(cfg)
+      t1 = now()
+      lm = NGramLM.estimate(arrays["train"], vocab, order, SMOOTHING)
+      t2 = now()
+      write_arpa(lm, os.path.join(tmp, f"lm_jax.o{order}.arpa"))
+      t3 = now()
+      est.append(t2 - t1), e2e.append(t2 - t0), arpa.append(t3 - t0)
+    row = {"order": order, "est": statistics.median(est), "e2e": statistics.median(e2e),
+           "arpa": statistics.median(arpa), "lmplz": None, "lm": lm}
+    if lmplz:
+      train = write_text(raw.splits["train"], os.path.join(tmp, "train.txt"))
+      out = os.path.join(tmp, f"lmplz.o{order}.arpa")
+      runs = [run_process([lmplz, "-o", str(order), "-S", "20%", "--text", train, "--arpa", out])
+              for _ in range(reps)]
+      row["lmplz"] = statistics.median(r[0] for r in runs)
+      lmplz_rss[order], kenlm_arpas[order] = max(r[1] for r in runs), out
+    rows.append(row)
+  return raw, arrays, rows, kenlm_arpas, lmplz_rss
+
+
+@contextlib.contextmanager
+def quiet_stderr():
+  """Silences file descriptor 2 (C++ libraries write there directly)."""
+  saved = os.dup(2)
+  with open(os.devnull, "w") as null:
+    os.dup2(null.fileno(), 2)
+    try:
+      yield
+    finally:
+      os.dup2(saved, 2)
+      os.close(saved)
+
+
+def kenlm_ppl(arpa: str, lines: list[str], tokens: int, reps: int):
+  """KenLM's Python module: (load s, median scoring s, perplexity), or None without the module."""
+  try:
+    import kenlm
+  except ImportError:
+    return None
+  t = now()
+  with quiet_stderr():  # KenLM draws a progress bar on fd 2 while it reads an ARPA file.
+    model = kenlm.Model(arpa)
+  load = now() - t
+  score, total = median_time(lambda: sum(model.score(l, bos=True, eos=True) for l in lines), reps)
+  return load, score, 10 ** (-total / tokens)
+
+
+def bench_scoring(row, raw, test, tmp, reps):
+  """Test-set scoring: lm_jax (first call = transfer + compile) vs KenLM's module and query binary."""
+  reps = max(reps, SCORING_REPS)
+  lm, order, out = row["lm"], row["order"], []
+  t = now()
+  lm.evaluate(test, "test")
+  cold = now() - t
+  warm, res = median_time(lambda: lm.evaluate(test, "test"), reps)
+  out.append(("lm_jax `evaluate`", cold - warm, warm, res.perplexity))
+  # Round trip: KenLM scoring the ARPA file that lm_jax wrote (original <unk> text).
+  rt = kenlm_ppl(os.path.join(tmp, f"lm_jax.o{order}.arpa"), [" ".join(s) for s in raw.splits["test"]],
+                 test.num_tokens, 1)
+  rt, arpa = rt and rt[2], row.get("kenlm_arpa")
+  if arpa is None:
+    return out, res, rt
+  lines = [" ".join(KENLM_UNK if w == UNK else w for w in s) for s in raw.splits["test"]]
+  k = kenlm_ppl(arpa, lines, test.num_tokens, reps)
+  out.append(("KenLM Python module `Model.score`", *k) if k else ("KenLM Python module", None, None, None))
+  query, build = find_tool("query"), find_tool("build_binary")
+  if query:
+    binary = os.path.join(tmp, f"kenlm.o{order}.binary")
+    load = run_process([build, arpa, binary])[0] if build else None
+    test_txt = write_text(raw.splits["test"], os.path.join(tmp, "test.txt"))
+    runs = []
+    for _ in range(reps):
+      with open(test_txt) as fin, tempfile.TemporaryFile("w+") as fout:
+        wall = run_process([query, "-v", "summary", binary if build else arpa], stdin=fin, stdout=fout)[0]
+        fout.seek(0)
+        ppl = float(re.search(r"Perplexity including OOVs:\s*(\S+)", fout.read()).group(1))
+      runs.append(wall)
+    out.append((f"KenLM `query` process{' (probing binary)' if build else ' (ARPA)'}", load,
+                statistics.median(runs), ppl))
+  return out, res, rt
+
+
+def nltk_scores(model, sents, order):
+  """NLTK's log2 p of every word and one </s> per sentence, with <s> padding as in its pipeline."""
+  out = []
+  for s in sents:
+    padded = ["<s>"] * (order - 1) + list(s) + ["</s>"]
+    out.extend(model.logscore(padded[i], padded[i - order + 1:i]) for i in range(order - 1, len(padded)))
+  return np.array(out)
+
+
+def _jax_fit(sentences, level: str, order: int, kwargs: dict) -> NGramLM:
+  """lm_jax's equivalent of NLTK's fit: vocabulary, encoding, counting, smoothing."""
+  vocab = Vocab.build(sentences, level=level)
+  return NGramLM.estimate(encode_sentences(vocab, sentences), vocab, order, SMOOTHING, **kwargs)
+
+
+def bench_nltk(raw, fractions, n_test, order=5):
+  """NLTK KneserNeyInterpolated vs lm_jax on prefixes of train; None without NLTK."""
+  try:
+    from nltk.lm import KneserNeyInterpolated
+    from nltk.lm.preprocessing import padded_everygram_pipeline
+  except ImportError:
+    return None
+  train, test, rows = raw.splits["train"], raw.splits["test"][:n_test], []
+  for frac in fractions:
+    prefix = train[:max(1, round(frac * len(train)))]
+    t = now()
+    grams, words = padded_everygram_pipeline(order, prefix)
+    nl = KneserNeyInterpolated(order)
+    nl.fit(grams, words)
+    nl_fit = now() - t
+    t = now()
+    logs = nltk_scores(nl, test, order)
+    nl_score = now() - t
+    try:
+      kwargs = {}
+      _jax_fit(prefix, raw.level, order, kwargs)
+    except DiscountError:  # Too little text for Chen & Goodman's discounts: lmplz's fixed ones.
+      kwargs = {"discount_fallback": LMPLZ_FALLBACK}
+    jx_fit, lm = median_time(lambda: _jax_fit(prefix, raw.level, order, kwargs), 3)
+    fallback, vocab = bool(kwargs), lm.vocab
+    tokens = encode_sentences(vocab, test)
+    t = now()
+    lm.evaluate(tokens, "test")
+    jx_cold = now() - t
+    jx_warm = median_time(lambda: lm.evaluate(tokens, "test"), 3)[0]
+    rows.append(dict(frac=frac, sents=len(prefix), words=sum(map(len, prefix)), nl_fit=nl_fit,
+                     nl_score=nl_score, zero=int(np.sum(np.isneginf(logs))), tokens=len(logs),
+                     jx_fit=jx_fit, jx_cold=jx_cold, jx_warm=jx_warm, fallback=fallback))
+  return rows
+
+
+def _slope(xs, ys) -> float:
+  """Exponent k of y ∝ x^k fitted through the measured points (log-log least squares)."""
+  return float(np.polyfit(np.log(xs), np.log(ys), 1)[0]) if len(xs) > 1 else 1.0
+
+
+def _child_main(data_dir: str, corpus: str, order: str) -> None:
+  """Body of the memory-measuring child: read, estimate, evaluate (order 0: import JAX only)."""
+  import jax.numpy as jnp
+  jnp.zeros(8).block_until_ready()
+  if int(order):
+    _, vocab, arrays = load_data(corpus_config(data_dir or None, corpus or None))
+    NGramLM.estimate(arrays["train"], vocab, int(order), SMOOTHING).evaluate(arrays["test"], "test")
+
+
+def bench_memory(data_dir, corpus, order):
+  """Peak RSS and wall of a fresh lm_jax process (and of the bare Python + JAX runtime)."""
+  root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+  code = "import sys; from lm_jax.benchmarks.ngram import _child_main; _child_main(*sys.argv[1:])"
+  cmd = lambda o: [sys.executable, "-c", code, data_dir or "", corpus or "", str(o)]
+  return run_process(cmd(order), env=env)[:2], run_process(cmd(0), env=env)[:2]
+
+
+def _s(x, fmt="{:.3f}") -> str:
+  return "n/a" if x is None else fmt.format(x)
+
+
+def _x(r: float) -> str:
+  return f"{r:,.0f}×" if r >= 100 else f"{r:.2f}×"
+
+
+def _ratio(a, b) -> str:
+  return "n/a" if a is None or b is None or b == 0 else _x(a / b)
+
+
+def _estimation_md(rows, lmplz) -> list[str]:
+  md = ["### Estimation wall time (seconds; ratio = lmplz ÷ lm_jax, above 1 means lm_jax is faster)", "",
+        "lmplz reads the text and writes an ARPA file, so the like-for-like lm_jax column is the last one.", "",
+        "| order | lm_jax estimate | lm_jax read + vocab + encode + estimate | same + write ARPA "
+        "| lmplz `-S 20%` | ratio: estimate | ratio: end to end | ratio: + ARPA |", "|---|---|---|---|---|---|---|---|"]
+  for r in rows:
+    md.append(f"| {r['order']} | {r['est']:.3f} | {r['e2e']:.3f} | {r['arpa']:.3f} | "
+              f"{_s(r['lmplz']) if lmplz else 'not available'} | {_ratio(r['lmplz'], r['est'])} | "
+              f"{_ratio(r['lmplz'], r['e2e'])} | {_ratio(r['lmplz'], r['arpa'])} |")
+  return md
+
+
+def _scoring_md(rows, raw, test, tmp, reps, lmplz) -> list[str]:
+  """Runs the scoring comparison per order; returns its table and the perplexity sanity table."""
+  md = ["", f"### Test-set scoring ({test.num_tokens:,} tokens; load/compile reported apart from scoring)", "",
+        "| order | scorer | load or compile (s) | scoring (s) | tokens/s | test perplexity | "
+        "lm_jax tokens/s ÷ this |", "|---|---|---|---|---|---|---|"]
+  sanity = []
+  for r in rows:
+    scorers, res, roundtrip = bench_scoring(r, raw, test, tmp, reps)
+    r["score"] = scorers[0][2]
+    for name, load, secs, ppl in scorers:
+      tps = test.num_tokens / secs if secs else None
+      md.append(f"| {r['order']} | {name} | {_s(load)} | {_s(secs, '{:.4f}')} | {_s(tps, '{:,.0f}')} | "
+                f"{_s(ppl, '{:.4f}')} | {_ratio(secs, r['score'])} |")
+    kenlm = next((s[3] for s in scorers[1:] if s[3] is not None), None)
+    sanity.append(f"| {r['order']} | {res.perplexity:.4f} | {_s(kenlm, '{:.4f}')} | {_s(roundtrip, '{:.4f}')} |")
+  if not lmplz:
+    md += ["", "KenLM scoring not available: it needs the ARPA file that lmplz writes in this run."]
+  return md + ["", "Sanity check, test perplexity (must agree): lm_jax in memory, KenLM on lmplz's ARPA, and "
+               "KenLM's module on the ARPA file lm_jax wrote (round trip).", "",
+               "| order | lm_jax | KenLM (lmplz ARPA) | KenLM on lm_jax's ARPA |", "|---|---|---|---|", *sanity]
+
+
+def _nltk_md(nl, n_test, full, train, test) -> tuple[list[str], float | None]:
+  """The NLTK table and scaling note; also the extrapolated full-PTB ratio."""
+  md = ["", "### NLTK `nltk.lm.KneserNeyInterpolated` (order 5) vs lm_jax, on prefixes of train", ""]
+  if nl is None:
+    return md + ["NLTK not available (install nltk)."], None
+  md += [f"NLTK at order 5 on all of train does not finish in reasonable time, so both were measured on the "
+         f"same prefixes of train, in this run, scoring the first {n_test} test sentences "
+         f"({nl[0]['tokens']:,} tokens). NLTK: one run each; lm_jax: median of 3 fits (vocabulary, encoding, "
+         "counting, smoothing) and of 3 scoring passes after a first (compiling) call. NLTK's KN differs from lm_jax's in details (one fixed discount 0.1, "
+         "not modified KN; its unigram level is the bare continuation distribution, so words unseen in the "
+         "prefix get probability 0), so this compares speed, not a parity check of the numbers.", "",
+         "| prefix | sentences | words | NLTK fit (s) | lm_jax fit (s) | fit ratio | NLTK scoring (s) | "
+         "NLTK tokens/s | lm_jax scoring warm (s) | lm_jax tokens/s | scoring ratio | "
+         "fit + scoring ratio (lm_jax incl. compile) | NLTK p=0 tokens |", "|---" * 13 + "|"]
+  for n in nl:
+    total_nl, total_jx = n["nl_fit"] + n["nl_score"], n["jx_fit"] + n["jx_cold"]
+    md.append(f"| {n['frac']:.1%} | {n['sents']:,} | {n['words']:,} | {n['nl_fit']:.3f} | "
+              f"{n['jx_fit']:.3f}{' †' if n['fallback'] else ''} | {_ratio(n['nl_fit'], n['jx_fit'])} | "
+              f"{n['nl_score']:.2f} | {n['tokens'] / n['nl_score']:,.0f} | {n['jx_warm']:.4f} | "
+              f"{n['tokens'] / n['jx_warm']:,.0f} | {_ratio(n['nl_score'], n['jx_warm'])} | "
+              f"{_ratio(total_nl, total_jx)} | {n['zero']} |")
+  if any(n["fallback"] for n in nl):
+    md += ["", f"† Too little text for estimated discounts: lm_jax used lmplz's fixed ones ({LMPLZ_FALLBACK})."]
+  words = [n["words"] for n in nl]
+  k_fit, k_tok = _slope(words, [n["nl_fit"] for n in nl]), _slope(words, [n["nl_score"] / n["tokens"] for n in nl])
+  scale = (train.num_tokens - train.num_sentences) / words[-1]
+  fit_full = nl[-1]["nl_fit"] * scale ** k_fit
+  score_full = nl[-1]["nl_score"] / nl[-1]["tokens"] * scale ** k_tok * test.num_tokens
+  ratio = (fit_full + score_full) / (full["est"] + full["score"])
+  return md + ["", f"Scaling of NLTK with training words: fit time ∝ words^{k_fit:.2f}, scoring time per token "
+               f"∝ words^{k_tok:.2f} (its continuation counts scan every higher-order n-gram for each query). "
+               f"Extrapolated (not measured) to all of train and the whole test set: fit ≈ {fit_full:,.0f} s, "
+               f"scoring ≈ {score_full / 3600:,.1f} h, against lm_jax's measured {full['est']:.2f} s + "
+               f"{full['score']:.3f} s (≈ {_x(ratio)})."], ratio
+
+
+def _goals_md(full, mem, nl, extrapolated) -> list[str]:
+  goals = [(f"estimation no slower than lmplz (order {full['order']}, {what})", _ratio(full["lmplz"], full[key]),
+            None if full["lmplz"] is None else full["lmplz"] >= full[key])
+           for what, key in (("estimate", "est"), ("read + estimate", "e2e"), ("read + estimate + write ARPA", "arpa"))]
+  goals.append(("peak memory under 2 GB (lm_jax process)", f"{mem[1] / 2**20:,.0f} MiB", mem[1] < GOAL_MEMORY_BYTES))
+  if nl:
+    big = nl[-1]
+    tot = (big["nl_fit"] + big["nl_score"]) / (big["jx_fit"] + big["jx_cold"])
+    fit = big["nl_fit"] / big["jx_fit"]
+    goals += [(f"≥100× faster than NLTK: fit + scoring, largest prefix ({big['frac']:.0%})", _x(tot), tot >= 100),
+              (f"≥100× faster than NLTK: fit alone, largest prefix ({big['frac']:.0%})", _x(fit), fit >= 100),
+              ("≥100× faster than NLTK: fit + scoring on all of train", f"≈ {_x(extrapolated)}", "extrapolated only")]
+  verdict = lambda ok: ok if isinstance(ok, str) else "n/a (peer not available)" if ok is None else "yes" if ok else "no"
+  return ["", "### Goals", "", "| goal | measured | met |", "|---|---|---|",
+          *[f"| {g} | {m} | {verdict(ok)} |" for g, m, ok in goals]]
+
+
+def run(data_dir: str | None, quick: bool = False, corpus: str | None = "ptb") -> str:
+  """Runs every n-gram comparison and returns the markdown section."""
+  data_dir = data_dir or os.environ.get("LM_JAX_DATA_DIR")
+  reps, orders = (1, (5,)) if quick else (3, (5, 3))
+  fractions, n_test = ((0.005, 0.01), 50) if quick else ((0.01, 0.02, 0.05), 200)
+  lmplz, load_start = find_tool("lmplz"), os.getloadavg()[0]
+  with tempfile.TemporaryDirectory(prefix="lm_jax_bench_") as tmp:
+    raw, arrays, rows, arpas, lmplz_rss = bench_estimation(corpus_config(data_dir, corpus), orders, reps, lmplz, tmp)
+    train, test = arrays["train"], arrays["test"]
+    for r in rows:
+      r["kenlm_arpa"] = arpas.get(r["order"])
+    md = [f"## N-gram models: interpolated modified Kneser-Ney on {raw.name}", "",
+          f"Corpus `{raw.name}`: train {train.num_sentences:,} sentences, {train.num_tokens:,} tokens "
+          f"(words + one `</s>` per sentence); test {test.num_tokens:,} tokens. Each time is the median of {reps} runs "
+          f"(test-set scoring: {max(reps, SCORING_REPS)} runs). lmplz: {lmplz or 'not available (set LMPLZ or put lmplz on PATH)'}.", "",
+          *_estimation_md(rows, lmplz), *_scoring_md(rows, raw, test, tmp, reps, lmplz)]
+    full = rows[0]
+    mem, base = bench_memory(data_dir, corpus, full["order"])
+  nl = bench_nltk(raw, fractions, n_test)
+  nl_md, extrapolated = _nltk_md(nl, n_test, full, train, test)
+  rss = lmplz_rss.get(full["order"])
+  md += [*nl_md, "", f"### Peak memory (max RSS of a fresh process; order {full['order']})", "",
+         "| process | peak RSS (MiB) | wall (s) |", "|---|---|---|",
+         f"| lm_jax: start Python, import JAX, read + vocab + encode, estimate, evaluate test | "
+         f"{mem[1] / 2**20:,.0f} | {mem[0]:.2f} |",
+         f"| of which the bare Python + JAX runtime (import, one tiny op) | {base[1] / 2**20:,.0f} | {base[0]:.2f} |",
+         f"| lmplz `-o {full['order']} -S 20%` (its sort buffers are sized by `-S`, a share of RAM) | "
+         f"{_s(rss and rss / 2**20, '{:,.0f}')} | {_s(full['lmplz'], '{:.2f}')} |",
+         *_goals_md(full, mem, nl, extrapolated), "", "### Machine", "", *[f"- {k}: {v}" for k, v in machine_info()],
+         f"- load (1-minute average; other work on a shared machine slows both sides): {load_start:.2f} at the "
+         f"start of this suite, {os.getloadavg()[0]:.2f} at its end"]
+  return "\n".join(md) + "\n"
