@@ -256,7 +256,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         step += 1
         if first_call:  # It compiles (unless this process already compiled this config).
           jax.block_until_ready(state.step)
-          timing, first_call = {"compile_s": time.perf_counter() - t_last}, False
+          now = time.perf_counter()
+          timing, first_call, t_last, step_last = {"compile_s": now - t_last}, False, now, step
           logging.info("first step (compilation included) took %.1fs", timing["compile_s"])
         epoch_end = step % spe == 0
         stop = preempt.requested or (stop_after is not None and step >= stop_after)
@@ -264,23 +265,26 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
           acc = jax.device_get(state.acc)
           _raise_if_nonfinite(acc, ckpt)
           now = time.perf_counter()
-          sps = (step - step_last) / max(now - t_last, 1e-9)
-          rec = {**_train_record(acc, step, spe, tokens_per_step), "steps_per_sec": sps,
-                 "tokens_per_sec": sps * tokens_per_step, "elapsed_s": now - t_start,
-                 "eta_s": (total - step) / sps, **timing}
+          rec = {**_train_record(acc, step, spe, tokens_per_step), "elapsed_s": now - t_start, **timing}
+          if step > step_last:  # Steps timed since the last record (the compiling one is not).
+            sps = (step - step_last) / (now - t_last)
+            rec.update(steps_per_sec=sps, tokens_per_sec=sps * tokens_per_step, eta_s=(total - step) / sps)
           writer.write(rec)
           logging.info("step %d/%d epoch %.2f loss %.4f ppl %.2f lr %.4g | %.2f steps/s %.0f tok/s "
                        "ETA %.0fs", step, total, rec["epoch"], rec["loss"], rec["perplexity"],
-                       rec["lr"], sps, rec["tokens_per_sec"], rec["eta_s"])
+                       rec["lr"], rec.get("steps_per_sec", 0.0), rec.get("tokens_per_sec", 0.0),
+                       rec.get("eta_s", 0.0))
           state = state.replace(acc=jax.device_put(
               {**_fresh_acc(), "bad_step": state.acc["bad_step"]}, jax.devices()[0]))
           timing, t_last, step_last = {}, now, step
         if epoch_end and (step // spe) % t.eval_every_epochs == 0:
+          tic = time.perf_counter()
           res = run_eval(state.params, "valid")
           writer.write({**res.record(), "step": step, "epoch": step // spe})
           logging.info("epoch %d: valid perplexity %.2f", step // spe, res.perplexity)
           state = state.replace(plateau=optim.plateau_update(spec.optim, state.plateau,
                                                              res.nll / res.tokens))
+          t_last += time.perf_counter() - tic  # Steps/s measures training only.
         if epoch_end or step % t.checkpoint_every_steps == 0 or step == total or stop:
           _raise_if_nonfinite(jax.device_get(state.acc), ckpt)
           ckpt.save(step, state, meta)

@@ -18,7 +18,7 @@ from lm_jax.models import get_model
 def tiny(**model):
   c = rnn_configs.get_config("elman_ptb,tiny")
   c.train.update(num_steps=6, log_every_steps=3, checkpoint_every_steps=3)
-  c.model.update(**model)
+  c.model.update(**{"tie_weights": False, **model})
   return c
 
 

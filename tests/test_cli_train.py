@@ -1,7 +1,6 @@
 """End to end: ``python -m experiments.train`` / ``experiments.sample`` on ``,tiny`` configs."""
 
 import json
-import os
 import pathlib
 import subprocess
 import sys
@@ -18,7 +17,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 def run(module, *args, check=True):
   proc = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, capture_output=True,
-                        text=True, timeout=300, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+                        text=True, timeout=300)
   if check and proc.returncode != 0:
     raise AssertionError(f"{module} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
   return proc
