@@ -32,7 +32,8 @@ def base_config() -> ml_collections.ConfigDict:
       weight_decay=0.0, clip_norm=5.0, schedule="constant", decay_rate=0.5,
       decay_after_epochs=4,
       plateau=dict(enabled=False, factor=0.5, patience=1, rtol=1e-3, cooldown=0, min_scale=0.0)))
-  c.eval = ml_collections.ConfigDict(dict(batch_size=10))
+  # dump_tokens: per-token log-probabilities as {valid,test}.tokens.tsv (for interpolation).
+  c.eval = ml_collections.ConfigDict(dict(batch_size=10, dump_tokens=False))
   return c
 
 

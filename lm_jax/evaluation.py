@@ -13,6 +13,7 @@ probability and their count, as SRILM's ``ppl`` and KenLM's "excluding OOVs" do.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import math
 
@@ -94,3 +95,18 @@ def from_token_logprobs(split: str, logp: np.ndarray, oov: np.ndarray, sentences
   return EvalResult(split=split, nll=float(-finite.sum()), tokens=int(len(logp)),
                     sentences=int(sentences), oovs=int(oov.sum()),
                     oov_nll=float(-finite[oov].sum()), zeroprobs=int(zero.sum()))
+
+
+def write_token_dump(path: str, tokens, logp: np.ndarray, vocab) -> None:
+  """One TSV row per scored token (sentence, position, token, oov, ln p, log10 p).
+
+  Every model writes this format; ``lm_jax.interpolate`` mixes models from it.
+  """
+  sent = np.repeat(np.arange(tokens.num_sentences), tokens.lengths)
+  pos = np.arange(tokens.num_tokens) - tokens.starts[sent]
+  with open(path, "w", encoding="utf-8", newline="") as f:
+    w = csv.writer(f, delimiter="\t", lineterminator="\n")
+    w.writerow(["sentence", "position", "token", "oov", "ln_prob", "log10_prob"])
+    for s, p, t, o, lp in zip(sent.tolist(), pos.tolist(), vocab.decode(tokens.ids),
+                              tokens.oov.tolist(), np.asarray(logp, np.float64).tolist()):
+      w.writerow([s, p, t, int(o), f"{lp:.6f}", f"{lp / LN10:.6f}"])

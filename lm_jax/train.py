@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import os
 import time
 from typing import Any
 
@@ -30,7 +31,7 @@ from lm_jax.data import batching
 from lm_jax.data.pipeline import load_data
 from lm_jax.data.tokens import TokenArray
 from lm_jax.errors import ConfigError, NonFiniteLossError
-from lm_jax.evaluation import EvalResult
+from lm_jax.evaluation import EvalResult, write_token_dump
 from lm_jax.metric_writer import MetricWriter
 from lm_jax.models import Model, ModelConfig, get_model, model_config
 from lm_jax.rundir import write_run_info
@@ -65,6 +66,7 @@ class RunSpec:
   train: TrainConfig
   eval_batch_size: int
   seed: int
+  dump_tokens: bool = False  # write {valid,test}.tokens.tsv after the final evaluation
 
 
 def parse_config(config: ml_collections.ConfigDict) -> RunSpec:
@@ -85,7 +87,7 @@ def parse_config(config: ml_collections.ConfigDict) -> RunSpec:
   if config.eval.batch_size < 1:
     raise ConfigError(f"eval.batch_size must be >= 1, got {config.eval.batch_size}.")
   return RunSpec(model_config(config.model), optim.optim_config(config.optim), train,
-                 config.eval.batch_size, int(config.seed))
+                 config.eval.batch_size, int(config.seed), bool(config.eval.dump_tokens))
 
 
 @flax.struct.dataclass
@@ -199,6 +201,30 @@ def evaluate(params, tokens: TokenArray, split: str, cfg: ModelConfig, batch_siz
                     sentences=tokens.num_sentences, oovs=int(tokens.oov.sum()), oov_nll=float(oov_nll))
 
 
+@functools.partial(jax.jit, static_argnames=("cfg", "batch_size"))
+def _eval_token_nll(params, grid_SxBxT: dict, *, cfg: ModelConfig, batch_size: int):
+  """Per-position nll of every segment, carrying the state along each row: [S, B, T]."""
+  def body(carry, batch):
+    logits_BxTxV, carry = get_model(cfg).apply(params, carry, batch["inputs"], cfg, train=False)
+    return carry, losses.token_nll(logits_BxTxV, batch["targets"])
+  return jax.lax.scan(body, get_model(cfg).init_carry(cfg, batch_size), grid_SxBxT)[1]
+
+
+def token_logprobs(params, tokens: TokenArray, cfg: ModelConfig, batch_size: int,
+                   seq_len: int) -> np.ndarray:
+  """ln p of every scored token in corpus order (the same grid and state as ``evaluate``)."""
+  grid = batching.eval_grid(tokens, cfg.bos_id, batch_size, seq_len)
+  segs = grid.num_segments
+  arrays = {"inputs": grid.inputs_BxL, "targets": grid.targets_BxL}
+  grid_SxBxT = {k: np.moveaxis(v.reshape(batch_size, segs, seq_len), 1, 0) for k, v in arrays.items()}
+  nll_SxBxT = np.asarray(_eval_token_nll(params, grid_SxBxT, cfg=cfg, batch_size=batch_size))
+  nll_BxL = np.moveaxis(nll_SxBxT, 0, 1).reshape(batch_size, segs * seq_len)
+  out = np.empty(tokens.num_tokens, np.float64)
+  valid = grid.index_BxL >= 0
+  out[grid.index_BxL[valid]] = -nll_BxL[valid]
+  return out
+
+
 def _raise_if_nonfinite(acc: dict, ckpt: ckpt_lib.Checkpointer) -> None:
   bad = int(acc["bad_step"])
   if bad >= 0:
@@ -299,6 +325,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                     "reset_at_eos": spec.model.reset_at_eos})
       logging.info("final %s perplexity %.2f (%d tokens, %d OOVs)", res.split, res.perplexity,
                    res.tokens, res.oovs)
+      if spec.dump_tokens:
+        logp = token_logprobs(state.params, splits[res.split], spec.model, spec.eval_batch_size,
+                              t.seq_len)
+        write_token_dump(os.path.join(workdir, f"{res.split}.tokens.tsv"), splits[res.split], logp,
+                         vocab)
     return results
   finally:
     ckpt.close()

@@ -169,3 +169,19 @@ def test_manual_bptt_step_matches_autodiff(pydoc):
 def test_parse_config_rejects_bad_values(key, value, message):
   with pytest.raises(ConfigError, match=message):
     train.parse_config(tiny(**{key: value}))
+
+
+def test_token_dump_matches_the_evaluation_sums(tmp_path):
+  """The per-token dump of a trained run sums to the final record's nll, token for token."""
+  from lm_jax import interpolate
+  from lm_jax.metric_writer import final_records, read_metrics
+  cfg = rnn_configs.get_config("elman_ptb,tiny")
+  cfg.eval.dump_tokens = True
+  cfg.train.num_steps = 5
+  train.train_and_evaluate(cfg, str(tmp_path))
+  finals = final_records(read_metrics(str(tmp_path / "metrics.jsonl")))
+  for split in ("valid", "test"):
+    tokens, logp, oov = interpolate.read_token_dump(str(tmp_path / f"{split}.tokens.tsv"))
+    assert len(tokens) == finals[split]["tokens"] and int(oov.sum()) == finals[split]["oovs"]
+    # The dump prints 6 decimals per token: the sums agree to that rounding.
+    assert -logp.sum() == pytest.approx(finals[split]["nll"], abs=1e-6 * len(tokens) + 1e-3)

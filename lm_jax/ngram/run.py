@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import csv
-import math
 import os
 import time
 
 import jax
 import ml_collections
-import numpy as np
 from absl import logging
 
 from lm_jax import evaluation, rundir
 from lm_jax.data.pipeline import load_data
-from lm_jax.data.tokens import TokenArray
 from lm_jax.errors import ConfigError
 from lm_jax.metric_writer import MetricWriter
 from lm_jax.ngram import arpa
@@ -30,18 +26,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(f"unknown smoothing {config.smoothing!r}; choose one of {', '.join(SMOOTHINGS)}.")
   if config.smoothing == "add_k" and not config.k > 0:
     raise ConfigError(f"add-k smoothing needs k > 0, got k={config.k}; k=1 is Laplace.")
-
-
-def dump_token_logprobs(path: str, lm: NGramLM, tokens: TokenArray, logp: np.ndarray) -> None:
-  """One TSV row per scored token: sentence, position, token, oov, ln p, log10 p."""
-  sent = np.repeat(np.arange(tokens.num_sentences), tokens.lengths)
-  pos = np.arange(tokens.num_tokens) - tokens.starts[sent]
-  with open(path, "w", encoding="utf-8", newline="") as f:
-    w = csv.writer(f, delimiter="\t", lineterminator="\n")
-    w.writerow(["sentence", "position", "token", "oov", "ln_prob", "log10_prob"])
-    for s, p, t, o, lp in zip(sent.tolist(), pos.tolist(), lm.vocab.decode(tokens.ids),
-                              tokens.oov.tolist(), logp.tolist()):
-      w.writerow([s, p, t, int(o), f"{lp:.6f}", f"{lp / math.log(10):.6f}"])
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -77,7 +61,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
             f"{res.perplexity_excluding_oovs:.4f}), {res.tokens} tokens, nll {res.nll:.2f} nats\n"
             + "\n".join("    " + line for line in res.srilm().splitlines()))
       if config.dump_tokens:
-        dump_token_logprobs(os.path.join(workdir, f"{split}.tokens.tsv"), lm, arrays[split], logp)
+        evaluation.write_token_dump(os.path.join(workdir, f"{split}.tokens.tsv"), arrays[split],
+                                    logp, vocab)
   else:
     print(f"{config.smoothing} scores are not probabilities: no perplexity is reported.")
   key = jax.random.key(config.seed)
