@@ -91,8 +91,13 @@ class Checkpointer:
     return self.manager.latest_step()
 
   def save(self, step: int, state, meta: dict) -> None:
-    """Starts an asynchronous save of a host copy (later steps may reuse the device buffers)."""
-    host_state = jax.device_get(state)
+    """Starts an asynchronous save of a host copy (later steps may reuse the device buffers).
+
+    Arrays that span processes stay jax.Arrays: each process writes its shards, and
+    orbax copies them to host before ``save`` returns.
+    """
+    host_state = jax.tree.map(
+        lambda x: np.asarray(x) if getattr(x, "is_fully_addressable", True) else x, state)
     self.manager.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(host_state), meta=ocp.args.JsonSave(meta)))
 

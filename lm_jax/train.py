@@ -26,7 +26,7 @@ import optax
 from absl import logging
 
 from lm_jax import checkpoint as ckpt_lib
-from lm_jax import losses, optim
+from lm_jax import losses, optim, parallel
 from lm_jax.data import batching
 from lm_jax.data.pipeline import load_data
 from lm_jax.data.tokens import TokenArray
@@ -108,7 +108,15 @@ def _fresh_acc() -> dict:
           "lr": jnp.zeros((), jnp.float32), "bad_step": jnp.full((), -1, jnp.int32)}
 
 
-def init_state(spec: RunSpec, model: Model, tx: optax.GradientTransformation) -> TrainState:
+def state_shardings(state: TrainState, mesh, batch_size: int) -> TrainState:
+  """Where each leaf lives: RNN state rows split over the data axis, everything else replicated."""
+  rep = parallel.replicated(mesh)
+  return jax.tree.map(lambda _: rep, state).replace(
+      carry=jax.tree.map(lambda x: parallel.rows_sharding(mesh, x, batch_size), state.carry))
+
+
+def init_state(spec: RunSpec, model: Model, tx: optax.GradientTransformation,
+               mesh=None) -> TrainState:
   """Params from ``fold_in(seed, 0)``; dropout keys later come from ``fold_in(rng, step)``."""
   root = jax.random.PRNGKey(spec.seed)
   params = jax.jit(model.init, static_argnums=1)(jax.random.fold_in(root, 0), spec.model)
@@ -116,8 +124,9 @@ def init_state(spec: RunSpec, model: Model, tx: optax.GradientTransformation) ->
                      carry=model.init_carry(spec.model, spec.train.batch_size),
                      plateau=optim.make_plateau(spec.optim).init(params),
                      rng=jax.random.fold_in(root, 1), acc=_fresh_acc())
-  # Committed like a restored state, so fresh and resumed runs share compiled steps.
-  return jax.device_put(state, jax.devices()[0])
+  # Placed like a restored state, so fresh and resumed runs share compiled steps.
+  mesh = parallel.make_mesh() if mesh is None else mesh
+  return parallel.put_tree(state, state_shardings(state, mesh, spec.train.batch_size))
 
 
 def _manual_sum_nll(params, carry, inputs_BxT, targets_BxT, cfg: ModelConfig):
@@ -186,8 +195,15 @@ def _eval_segments(params, grid_SxBxT: dict, *, cfg: ModelConfig, batch_size: in
   return jax.lax.scan(body, get_model(cfg).init_carry(cfg, batch_size), grid_SxBxT)[1]
 
 
+def _put_grid(grid_SxBxT: dict, batch_size: int, mesh) -> dict:
+  """Eval segments on the mesh, rows split over the data axis when they divide evenly."""
+  mesh = parallel.make_mesh() if mesh is None else mesh
+  return {k: parallel.put(v, parallel.rows_sharding(mesh, v, batch_size, axis=1))
+          for k, v in grid_SxBxT.items()}
+
+
 def evaluate(params, tokens: TokenArray, split: str, cfg: ModelConfig, batch_size: int,
-             seq_len: int) -> EvalResult:
+             seq_len: int, mesh=None) -> EvalResult:
   """Scores every token of a split once (``batching.eval_grid``); sums in float64 across segments."""
   grid = batching.eval_grid(tokens, cfg.bos_id, batch_size, seq_len)
   segs = grid.num_segments
@@ -195,7 +211,9 @@ def evaluate(params, tokens: TokenArray, split: str, cfg: ModelConfig, batch_siz
             "oov": grid.oov_BxL.astype(np.float32)}
   # [B, S*T] -> [S, B, T]: the scan steps through segments.
   grid_SxBxT = {k: np.moveaxis(v.reshape(batch_size, segs, seq_len), 1, 0) for k, v in arrays.items()}
-  sums = np.asarray(_eval_segments(params, grid_SxBxT, cfg=cfg, batch_size=batch_size), np.float64)
+  grid_SxBxT = _put_grid(grid_SxBxT, batch_size, mesh)
+  sums = parallel.fetch(_eval_segments(params, grid_SxBxT, cfg=cfg, batch_size=batch_size))
+  sums = sums.astype(np.float64)
   nll, n_tokens, oov_nll = sums.sum(axis=0)
   return EvalResult(split=split, nll=float(nll), tokens=int(round(n_tokens)),
                     sentences=tokens.num_sentences, oovs=int(tokens.oov.sum()), oov_nll=float(oov_nll))
@@ -211,13 +229,14 @@ def _eval_token_nll(params, grid_SxBxT: dict, *, cfg: ModelConfig, batch_size: i
 
 
 def token_logprobs(params, tokens: TokenArray, cfg: ModelConfig, batch_size: int,
-                   seq_len: int) -> np.ndarray:
+                   seq_len: int, mesh=None) -> np.ndarray:
   """ln p of every scored token in corpus order (the same grid and state as ``evaluate``)."""
   grid = batching.eval_grid(tokens, cfg.bos_id, batch_size, seq_len)
   segs = grid.num_segments
   arrays = {"inputs": grid.inputs_BxL, "targets": grid.targets_BxL}
   grid_SxBxT = {k: np.moveaxis(v.reshape(batch_size, segs, seq_len), 1, 0) for k, v in arrays.items()}
-  nll_SxBxT = np.asarray(_eval_token_nll(params, grid_SxBxT, cfg=cfg, batch_size=batch_size))
+  grid_SxBxT = _put_grid(grid_SxBxT, batch_size, mesh)
+  nll_SxBxT = parallel.fetch(_eval_token_nll(params, grid_SxBxT, cfg=cfg, batch_size=batch_size))
   nll_BxL = np.moveaxis(nll_SxBxT, 0, 1).reshape(batch_size, segs * seq_len)
   out = np.empty(tokens.num_tokens, np.float64)
   valid = grid.index_BxL >= 0
@@ -249,14 +268,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
   ``stop_after`` checkpoints and returns ``{}`` once that step is done, as a preempted job would.
   """
+  parallel.initialize_distributed()  # Before any computation: every process joins one mesh.
   spec = parse_config(config)
+  mesh = parallel.make_mesh()
+  parallel.check_divisible(spec.train.batch_size, mesh, "train.batch_size")
   raw, vocab, splits = load_data(config.data)
   spec = dataclasses.replace(spec, model=spec.model.with_vocab(vocab))
   model, t = get_model(spec.model), spec.train
   stream = batching.train_stream(splits["train"], vocab.bos_id, t.batch_size, t.seq_len)
   spe, tokens_per_step = stream.steps_per_epoch, stream.tokens_per_step
   total = t.num_steps or t.num_epochs * spe
-  state = init_state(spec, model, optim.make_optimizer(spec.optim))
+  state = init_state(spec, model, optim.make_optimizer(spec.optim), mesh)
   meta = ckpt_lib.run_meta(config, vocab, state.params)
   ckpt = ckpt_lib.Checkpointer(workdir, t.keep_checkpoints)
   writer = MetricWriter(workdir)
@@ -267,12 +289,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   write_run_info(workdir, config, vocab, raw)
   logging.info("%s: %d parameters, %d steps/epoch, %d steps, %d tokens/step", spec.model.kind,
                sum(x.size for x in jax.tree.leaves(state.params)), spe, total, tokens_per_step)
-  data = jax.device_put({"inputs": stream.inputs_BxR, "targets": stream.targets_BxR}, jax.devices()[0])
+  # Rows of the stream (and of the RNN state) split over the devices; XLA sums the gradients.
+  data = parallel.put_tree({"inputs": stream.inputs_BxR, "targets": stream.targets_BxR},
+                           parallel.batch_sharded(mesh))
   step_fn = functools.partial(train_step, model_cfg=spec.model, optim_cfg=spec.optim,
                               train_cfg=t, steps_per_epoch=spe, total_steps=total)
   run_eval = lambda params, split: evaluate(params, splits[split], split, spec.model,
-                                            spec.eval_batch_size, t.seq_len)
-  step, timing, first_call = int(state.step), {}, True
+                                            spec.eval_batch_size, t.seq_len, mesh)
+  step, timing, first_call = int(parallel.fetch(state.step)), {}, True
   t_start = t_last = time.perf_counter()
   step_last = step
   try:
@@ -288,7 +312,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         epoch_end = step % spe == 0
         stop = preempt.requested or (stop_after is not None and step >= stop_after)
         if step % t.log_every_steps == 0 or step == total or epoch_end:
-          acc = jax.device_get(state.acc)
+          acc = jax.tree.map(parallel.fetch, state.acc)
           _raise_if_nonfinite(acc, ckpt)
           now = time.perf_counter()
           rec = {**_train_record(acc, step, spe, tokens_per_step), "elapsed_s": now - t_start, **timing}
@@ -300,19 +324,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                        "ETA %.0fs", step, total, rec["epoch"], rec["loss"], rec["perplexity"],
                        rec["lr"], rec.get("steps_per_sec", 0.0), rec.get("tokens_per_sec", 0.0),
                        rec.get("eta_s", 0.0))
-          state = state.replace(acc=jax.device_put(
-              {**_fresh_acc(), "bad_step": state.acc["bad_step"]}, jax.devices()[0]))
+          state = state.replace(acc=parallel.put_tree(
+              {**_fresh_acc(), "bad_step": state.acc["bad_step"]}, parallel.replicated(mesh)))
           timing, t_last, step_last = {}, now, step
         if epoch_end and (step // spe) % t.eval_every_epochs == 0:
           tic = time.perf_counter()
           res = run_eval(state.params, "valid")
           writer.write({**res.record(), "step": step, "epoch": step // spe})
           logging.info("epoch %d: valid perplexity %.2f", step // spe, res.perplexity)
-          state = state.replace(plateau=optim.plateau_update(spec.optim, state.plateau,
-                                                             res.nll / res.tokens))
+          plateau = optim.plateau_update(spec.optim, state.plateau, res.nll / res.tokens)
+          state = state.replace(plateau=parallel.put_tree(plateau, parallel.replicated(mesh)))
           t_last += time.perf_counter() - tic  # Steps/s measures training only.
         if epoch_end or step % t.checkpoint_every_steps == 0 or step == total or stop:
-          _raise_if_nonfinite(jax.device_get(state.acc), ckpt)
+          _raise_if_nonfinite(jax.tree.map(parallel.fetch, state.acc), ckpt)
           ckpt.save(step, state, meta)
         if stop:
           logging.info("stopping after step %d; rerun with the same --workdir to resume.", step)
@@ -327,7 +351,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                    res.tokens, res.oovs)
       if spec.dump_tokens:
         logp = token_logprobs(state.params, splits[res.split], spec.model, spec.eval_batch_size,
-                              t.seq_len)
+                              t.seq_len, mesh)
         write_token_dump(os.path.join(workdir, f"{res.split}.tokens.tsv"), splits[res.split], logp,
                          vocab)
     return results

@@ -1,0 +1,112 @@
+"""Data parallelism with ``jax.sharding``: one mesh axis over every device, batch rows split on it.
+
+The training engine places its arrays with these helpers and lets XLA's SPMD
+partitioner insert the gradient all-reduce, so the same code runs on one CPU,
+on ``--xla_force_host_platform_device_count=8`` simulated CPUs, on a GPU/TPU
+host and on a multi-host slice: the batch dimension (rows of the training
+stream, rows of the RNN state) is split over the ``data`` axis; parameters,
+optimizer state and scalars are replicated.
+
+Multi-host jobs set ``LM_JAX_DISTRIBUTED=1`` (or run under a cluster that
+``jax.distributed.initialize()`` detects and set it there); every process then
+runs the same command and sees the global mesh.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+import numpy as np
+from jax.experimental import mesh_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from lm_jax.errors import ConfigError
+
+DATA_AXIS = "data"
+DISTRIBUTED_ENV = "LM_JAX_DISTRIBUTED"
+
+
+def initialize_distributed() -> bool:
+  """Calls ``jax.distributed.initialize()`` once if ``$LM_JAX_DISTRIBUTED`` is 1; True if it did."""
+  flag = os.environ.get(DISTRIBUTED_ENV, "").strip().lower()
+  if flag in ("", "0", "false", "no"):
+    return False
+  if flag not in ("1", "true", "yes"):
+    raise ConfigError(f"${DISTRIBUTED_ENV}={flag!r}; set it to 1 for a multi-host job or unset it.")
+  if not jax.distributed.is_initialized():
+    # Coordinator address, process count and id come from the cluster (SLURM, TPU, ...)
+    # or from JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID.
+    jax.distributed.initialize()
+  return True
+
+
+def make_mesh() -> Mesh:
+  """A 1-D ``data`` mesh over every device of every process."""
+  devices = jax.devices()
+  try:  # Topology-aware order (rings on TPU); any order is correct.
+    grid = mesh_utils.create_device_mesh((len(devices),), devices)
+  except (ValueError, NotImplementedError, AssertionError):
+    grid = np.asarray(devices)
+  return Mesh(grid, (DATA_AXIS,))
+
+
+def check_divisible(batch_size: int, mesh: Mesh, field: str) -> None:
+  """ConfigError unless ``batch_size`` splits evenly over the mesh's data axis."""
+  n = mesh.shape[DATA_AXIS]
+  if batch_size % n:
+    raise ConfigError(
+        f"{field}={batch_size} is not divisible by the {n} devices of the data-parallel mesh "
+        f"({jax.default_backend()}); use a multiple of {n} (e.g. {max(n, batch_size // n * n)}), "
+        "or run on fewer devices (CUDA_VISIBLE_DEVICES, --xla_force_host_platform_device_count).")
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  """Every device holds the whole array."""
+  return NamedSharding(mesh, PartitionSpec())
+
+
+def batch_sharded(mesh: Mesh, axis: int = 0) -> NamedSharding:
+  """Dimension ``axis`` split over the data axis, the others whole."""
+  if mesh.shape[DATA_AXIS] == 1:
+    # Splitting over one device is replication, and XLA labels such step outputs so;
+    # the same label on the inputs keeps the train step compiled once.
+    return replicated(mesh)
+  return NamedSharding(mesh, PartitionSpec(*([None] * axis), DATA_AXIS))
+
+
+def rows_sharding(mesh: Mesh, x, batch_size: int, axis: int = 0) -> NamedSharding:
+  """Batch-sharded if ``x`` has ``batch_size`` rows on ``axis`` that split evenly, else replicated.
+
+  Eval grids with batch 1 (Zaremba's and Mikolov's test pass) cannot be split;
+  replicating them runs the same computation on every device.
+  """
+  n = mesh.shape[DATA_AXIS]
+  if np.ndim(x) > axis and np.shape(x)[axis] == batch_size and batch_size % n == 0:
+    return batch_sharded(mesh, axis)
+  return replicated(mesh)
+
+
+def put(x, sharding: NamedSharding) -> jax.Array:
+  """A global array from a host value that every process holds whole (works across hosts)."""
+  host = np.asarray(x)
+  return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+
+def put_tree(tree, shardings) -> Any:
+  """``put`` over a pytree with a matching pytree of shardings (or one sharding for all)."""
+  host = jax.tree.map(fetch, tree)
+  if isinstance(shardings, NamedSharding):
+    return jax.tree.map(lambda x: put(x, shardings), host)
+  return jax.tree.map(put, host, shardings)
+
+
+def fetch(x) -> np.ndarray:
+  """The host value of an array, also when it spans processes (replicated or gathered)."""
+  if not isinstance(x, jax.Array) or x.is_fully_addressable:
+    return np.asarray(x)
+  if x.sharding.is_fully_replicated:
+    return np.asarray(x.addressable_data(0))
+  from jax.experimental import multihost_utils  # Deferred: only multi-host runs need it.
+  return np.asarray(multihost_utils.process_allgather(x, tiled=True))
