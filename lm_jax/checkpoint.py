@@ -83,7 +83,10 @@ class Checkpointer:
     self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
     options = ocp.CheckpointManagerOptions(
         preservation_policy=ocp.checkpoint_managers.LatestN(keep), create=not read_only,
-        read_only=read_only)
+        read_only=read_only,
+        # Saves write STEP.orbax-checkpoint-tmp-* and rename it when complete, so a killed
+        # save never replaces the last good step; its leftover is removed here.
+        cleanup_tmp_directories=not read_only)
     self.manager = ocp.CheckpointManager(self.directory, item_names=("state", "meta"),
                                          options=options)
 
@@ -141,8 +144,14 @@ def rewind_metrics(path: str, step: int) -> None:
       lines = [l for l in f if l.strip()]
   except FileNotFoundError:
     return
-  records = [json.loads(l) for l in lines]
-  keep = [l for l, r in zip(lines, records) if r.get("step", 0) <= step and not r.get("final")]
+  keep = []
+  for line in lines:
+    try:
+      rec = json.loads(line)
+    except json.JSONDecodeError:
+      continue  # A line torn by a kill mid-write: the resumed run writes it again.
+    if rec.get("step", 0) <= step and not rec.get("final"):
+      keep.append(line if line.endswith("\n") else line + "\n")
   with open(path, "w", encoding="utf-8") as f:
     f.writelines(keep)
 

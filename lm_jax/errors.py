@@ -29,5 +29,9 @@ class CheckpointError(LMJaxError):
   """A checkpoint does not match the model, vocabulary or config it is restored into."""
 
 
+class WorkdirError(LMJaxError):
+  """A run directory cannot be created or written."""
+
+
 class NonFiniteLossError(LMJaxError):
   """Training produced a NaN or infinite loss."""

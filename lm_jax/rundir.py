@@ -8,10 +8,13 @@ import platform
 import sys
 from importlib import metadata
 
+import tempfile
+
 import ml_collections
 
 from lm_jax.data.corpus import RawCorpus
 from lm_jax.data.vocab import Vocab
+from lm_jax.errors import WorkdirError
 
 _PACKAGES = ("lm_jax", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy",
              "ml-collections", "absl-py")
@@ -34,6 +37,20 @@ def environment() -> dict:
       "backend": jax.default_backend(),
       "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
   }
+
+
+def ensure_writable(workdir: str) -> str:
+  """Creates ``workdir`` and proves a file can be written there, before any work is done."""
+  path = os.path.abspath(workdir)
+  try:
+    os.makedirs(path, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path, prefix=".lm_jax-write-test-"):
+      pass
+  except OSError as e:
+    raise WorkdirError(
+        f"cannot write the run directory {path} ({e.strerror or e}: {e.filename or path}); "
+        "choose a --workdir you can write to, or fix its permissions.") from None
+  return path
 
 
 def write_run_info(workdir: str, config: ml_collections.ConfigDict, vocab: Vocab,

@@ -34,7 +34,7 @@ from lm_jax.errors import ConfigError, NonFiniteLossError
 from lm_jax.evaluation import EvalResult, write_token_dump
 from lm_jax.metric_writer import MetricWriter
 from lm_jax.models import Model, ModelConfig, get_model, model_config
-from lm_jax.rundir import write_run_info
+from lm_jax.rundir import ensure_writable, write_run_info
 
 # Wall-clock fields of training records; every other field is a function of config + seed.
 TIMING_KEYS = ("steps_per_sec", "tokens_per_sec", "elapsed_s", "eta_s", "compile_s")
@@ -272,6 +272,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   spec = parse_config(config)
   mesh = parallel.make_mesh()
   parallel.check_divisible(spec.train.batch_size, mesh, "train.batch_size")
+  ensure_writable(workdir)  # Fail fast, naming the path, not from deep inside orbax.
   raw, vocab, splits = load_data(config.data)
   spec = dataclasses.replace(spec, model=spec.model.with_vocab(vocab))
   model, t = get_model(spec.model), spec.train
