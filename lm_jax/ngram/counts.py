@@ -16,6 +16,7 @@ prefix links ``(w1 .. w(k-1))`` give each n-gram's context.
 from __future__ import annotations
 
 import dataclasses
+from typing import Iterable
 
 import numpy as np
 
@@ -90,6 +91,75 @@ def count_ngrams(tokens: TokenArray, order: int, vocab_size: int, bos_id: int) -
     gid[valid] = inverse
     gid_prev, num_prev = gid, len(uniq)
   return Counts(vocab_size=vocab_size, bos_id=bos_id, unigram=unigram, orders=tuple(orders))
+
+
+def merge_tables(a: tuple[np.ndarray, np.ndarray],
+                 b: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+  """Sums two (words_MxK, count_M) tables, each row unique; the result is unique and sorted by row."""
+  words_MxK = np.concatenate([a[0], b[0]])
+  count = np.concatenate([a[1], b[1]])
+  k = words_MxK.shape[1]
+  if (int(words_MxK.max(initial=0)) + 1) ** k < 2 ** 63:
+    # One int64 key per row in lexicographic order.  The running table ``a`` is one sorted
+    # run, which a stable sort (timsort) passes over linearly: O(M + m log m) per shard.
+    key = np.zeros(len(count), np.int64)
+    base = int(words_MxK.max(initial=0)) + 1
+    for j in range(k):
+      key = key * base + words_MxK[:, j]
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    new = np.concatenate([[True], key[1:] != key[:-1]])
+  else:  # 5-grams over a large vocabulary: rows compared column by column.
+    order = np.lexsort(words_MxK.T[::-1])  # Column 0 is the primary key.
+    sorted_MxK = words_MxK[order]
+    new = np.concatenate([[True], np.any(sorted_MxK[1:] != sorted_MxK[:-1], axis=1)])
+  starts = np.nonzero(new[:len(count)])[0]
+  return words_MxK[order[starts]], np.add.reduceat(count[order], starts) if len(count) else count
+
+
+def count_tables(tokens: TokenArray, order: int, vocab_size: int,
+                 bos_id: int) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+  """One shard's unigram counts and, per order k >= 2, its (words_MxK, count_M) table."""
+  c = count_ngrams(tokens, order, vocab_size, bos_id)
+  return c.unigram, [(c.words(k), o.count) for k, o in enumerate(c.orders, start=2)]
+
+
+def from_tables(unigram: np.ndarray, tables: list[tuple[np.ndarray, np.ndarray]],
+                vocab_size: int, bos_id: int) -> Counts:
+  """The suffix trie ``count_ngrams`` builds, from exact per-order (words, count) tables."""
+  counts = Counts(vocab_size=vocab_size, bos_id=bos_id, unigram=unigram, orders=())
+  num_prev = vocab_size
+  for words_MxK, count in tables:
+    # Every suffix and prefix of a counted n-gram was counted one order down.
+    suffix, prefix = lookup(counts, words_MxK[:, 1:]), lookup(counts, words_MxK[:, :-1])
+    first = words_MxK[:, 0].astype(np.int64)
+    order = np.argsort(suffix * vocab_size + first, kind="stable")  # count_ngrams' key order
+    suffix = suffix[order].astype(np.int32)
+    o = Order(suffix=suffix, first=first[order].astype(np.int32),
+              prefix=prefix[order].astype(np.int32), count=count[order].astype(np.int64),
+              child_start=link_children(suffix, num_prev))
+    counts = dataclasses.replace(counts, orders=counts.orders + (o,))
+    num_prev = o.size
+  return counts
+
+
+def count_ngrams_sharded(shards: Iterable[TokenArray], order: int, vocab_size: int,
+                         bos_id: int) -> Counts:
+  """``count_ngrams`` of the concatenated shards, holding one shard and the merged tables at a time.
+
+  Each shard holds whole sentences (n-grams never cross sentences, so they never
+  cross shards).  Memory grows with the distinct n-grams, not the corpus length;
+  each merge passes over the running table, so time is O(shards x distinct n-grams).
+  """
+  if order < 1:
+    raise ConfigError(f"order must be >= 1, got {order}; use 1 for unigrams, 5 for the usual 5-gram.")
+  unigram = np.zeros(vocab_size, dtype=np.int64)
+  tables = [(np.zeros((0, k), np.int32), np.zeros(0, np.int64)) for k in range(2, order + 1)]
+  for shard in shards:
+    uni, shard_tables = count_tables(shard, order, vocab_size, bos_id)
+    unigram += uni
+    tables = [merge_tables(t, s) for t, s in zip(tables, shard_tables)]
+  return from_tables(unigram, tables, vocab_size, bos_id)
 
 
 def find(counts: Counts, ngram: tuple[int, ...]) -> int:
