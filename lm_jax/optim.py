@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from lm_jax.config_fields import check_types
 from lm_jax.errors import ConfigError
 
 NAMES = ("sgd", "adam")
@@ -54,6 +55,7 @@ def optim_config(optim: ml_collections.ConfigDict) -> OptimConfig:
   fields = {f.name for f in dataclasses.fields(OptimConfig)}
   if set(flat) - fields:
     raise ConfigError(f"unknown config.optim keys {sorted(set(flat) - fields)}.")
+  check_types("optim", flat, OptimConfig)
   cfg = OptimConfig(**flat)
   if cfg.name not in NAMES:
     raise ConfigError(f"optim.name={cfg.name!r}; use one of {NAMES}.")

@@ -30,6 +30,7 @@ from lm_jax import losses, optim, parallel
 from lm_jax.data import batching
 from lm_jax.data.pipeline import load_data
 from lm_jax.data.tokens import TokenArray
+from lm_jax.config_fields import check_types
 from lm_jax.errors import ConfigError, NonFiniteLossError
 from lm_jax.evaluation import EvalResult, write_token_dump
 from lm_jax.metric_writer import MetricWriter
@@ -75,7 +76,9 @@ def parse_config(config: ml_collections.ConfigDict) -> RunSpec:
   unknown = set(config.train.keys()) - fields
   if unknown:
     raise ConfigError(f"unknown config.train keys {sorted(unknown)}; valid keys: {sorted(fields)}.")
-  train = TrainConfig(**{k: config.train[k] for k in config.train.keys()})
+  values = {k: config.train[k] for k in config.train.keys()}
+  check_types("train", values, TrainConfig)
+  train = TrainConfig(**values)
   if train.loss_normalizer not in NORMALIZERS:
     raise ConfigError(f"train.loss_normalizer={train.loss_normalizer!r}; use one of {NORMALIZERS}.")
   for name in ("batch_size", "seq_len", "num_epochs", "log_every_steps",
@@ -84,6 +87,9 @@ def parse_config(config: ml_collections.ConfigDict) -> RunSpec:
       raise ConfigError(f"train.{name} must be >= 1, got {getattr(train, name)}.")
   if train.num_steps is not None and train.num_steps < 1:
     raise ConfigError(f"train.num_steps must be >= 1 (or None for num_epochs), got {train.num_steps}.")
+  check_types("eval", {"batch_size": config.eval.batch_size, "dump_tokens": config.eval.dump_tokens},
+              {"batch_size": int, "dump_tokens": bool})
+  check_types("", {"seed": config.seed}, {"seed": int})
   if config.eval.batch_size < 1:
     raise ConfigError(f"eval.batch_size must be >= 1, got {config.eval.batch_size}.")
   return RunSpec(model_config(config.model), optim.optim_config(config.optim), train,

@@ -8,7 +8,8 @@ from typing import Sequence
 
 import numpy as np
 
-from lm_jax.data.vocab import EOS, UNK_ID, Vocab
+from lm_jax.data.vocab import EOS, EOS_ID, UNK_ID, Vocab
+from lm_jax.errors import VocabError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +53,12 @@ def encode_sentences(vocab: Vocab, sentences: Sequence[Sequence[str]]) -> TokenA
   ids = np.array(list(map(vocab.index.get, flat, itertools.repeat(-1))), dtype=np.int32)
   oov = ids < 0
   ids[oov] = UNK_ID
+  # Vocab.build rejects literal boundaries in train; valid/test text must not smuggle them in
+  # (a literal <s> would become a target outside the softmax).
+  literal = int(np.count_nonzero(ids == vocab.bos_id) + np.count_nonzero(ids == EOS_ID)) - len(sentences)
+  if literal and vocab.level == "word":
+    raise VocabError(f"the text contains the reserved token <s> or </s> ({literal} times); lm_jax "
+                     "adds sentence boundaries itself, so remove or rename them in the text.")
   starts = np.zeros(len(sentences) + 1, dtype=np.int64)
   np.cumsum([len(s) + 1 for s in sentences], out=starts[1:])
   return TokenArray(ids=ids, starts=starts, oov=oov)

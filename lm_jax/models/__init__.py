@@ -19,6 +19,7 @@ from typing import Any, Callable, NamedTuple
 
 import ml_collections
 
+from lm_jax.config_fields import check_types
 from lm_jax.errors import ConfigError
 
 KINDS = ("window", "elman", "lstm", "gru")
@@ -59,7 +60,9 @@ def model_config(model: ml_collections.ConfigDict) -> ModelConfig:
   unknown = set(model.keys()) - fields
   if unknown:
     raise ConfigError(f"unknown config.model keys {sorted(unknown)}; valid keys: {sorted(fields)}.")
-  cfg = ModelConfig(**{k: model[k] for k in model.keys()})
+  values = {k: model[k] for k in model.keys()}
+  check_types("model", values, ModelConfig)
+  cfg = ModelConfig(**values)
   if cfg.kind not in KINDS:
     raise ConfigError(f"model.kind={cfg.kind!r}; use one of {KINDS}.")
   if cfg.activation not in ACTIVATIONS:
