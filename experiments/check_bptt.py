@@ -11,7 +11,7 @@ import sys
 from absl import app
 from ml_collections import config_flags
 
-from lm_jax.errors import LMJaxError
+from lm_jax import cli
 from lm_jax.models import bptt_check
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/check_bptt.py",
@@ -21,10 +21,7 @@ _CONFIG = config_flags.DEFINE_config_file("config", "configs/check_bptt.py",
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  try:
-    report = bptt_check.check_gradients(_CONFIG.value)
-  except LMJaxError as e:  # a bad config value: its message names the fix
-    sys.exit(f"error: {e}")
+  report = bptt_check.check_gradients(_CONFIG.value)  # Config errors exit via cli.run.
   print(report.format(), flush=True)
   if not report.ok:
     sys.exit(f"manual BPTT gradient check failed for {', '.join(report.failed_names())}: "
@@ -32,4 +29,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -6,6 +6,7 @@ from absl import flags, logging
 from ml_collections import config_flags
 
 from lm_jax import cli, lecture
+from lm_jax.errors import ConfigError
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/lecture.py", "Lecture config.",
                                           lock_config=True)
@@ -30,7 +31,11 @@ def main(argv):
   for name, entry in config.neural.items():
     cfg = load_config(entry.config)
     for section, values in entry.overrides.items():
-      cfg[section].update(values)  # Unknown keys raise: the presets declare every field.
+      unknown = set(values) - set(cfg[section])
+      if unknown:
+        raise ConfigError(f"neural.{name}.overrides.{section}: unknown keys {sorted(unknown)}; "
+                          f"{entry.config} has {sorted(cfg[section])}.")
+      cfg[section].update(values)
     neural[name] = cfg
   lecture.run(config, _WORKDIR.value, load_config("configs/ngram.py"), neural)
 

@@ -82,9 +82,11 @@ def table(runs: list[Run]) -> str:
            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
   for r in runs:
     fin = final_records(r.records)
-    model = r.config.get("model", {}).get("name") if isinstance(r.config.get("model"), dict) else None
-    model = model or (f"{r.config.get('order')}-gram {r.config.get('smoothing')}"
-                      if "smoothing" in r.config else "?")
+    m = r.config.get("model") if isinstance(r.config.get("model"), dict) else {}
+    if "smoothing" in r.config:
+      model = f"{r.config.get('order')}-gram {r.config.get('smoothing')}"
+    else:
+      model = f"{m.get('kind', '?')} {m.get('num_layers', '')}x{m.get('hidden_dim', '')}"
     test = fin.get("test", {})
     lines.append(f"| {r.name} | {model} | {r.info.get('corpus', {}).get('name')} | "
                  f"{r.info.get('vocab_size')} | {_fmt(fin.get('valid', {}).get('perplexity'))} | "

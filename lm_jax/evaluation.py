@@ -19,13 +19,15 @@ import math
 
 import numpy as np
 
+from lm_jax.errors import LMJaxError
+
 LN10 = math.log(10.0)
 
 
 def perplexity(sum_nll: float, n_tokens: int) -> float:
   """``exp(sum_nll / n_tokens)``; sums in nats."""
   if n_tokens <= 0:
-    raise ValueError("perplexity of zero tokens is undefined; the evaluation split is empty.")
+    raise LMJaxError("perplexity of zero tokens is undefined; the evaluation split is empty.")
   return math.exp(sum_nll / n_tokens)
 
 
@@ -40,6 +42,7 @@ class EvalResult:
   oovs: int           # words that were mapped to <unk>
   oov_nll: float = 0.0  # Σ -ln p over the OOV tokens alone
   zeroprobs: int = 0  # tokens with probability 0 (only unsmoothed models)
+  oov_zeroprobs: int = 0  # of those, OOV tokens
 
   @property
   def perplexity(self) -> float:
@@ -50,7 +53,7 @@ class EvalResult:
 
   @property
   def perplexity_excluding_oovs(self) -> float:
-    if self.zeroprobs:
+    if self.zeroprobs > self.oov_zeroprobs:
       return math.inf
     return perplexity(self.nll - self.oov_nll, self.tokens - self.oovs)
 
@@ -64,23 +67,25 @@ class EvalResult:
     ``ppl`` counts ``</s>``, ``ppl1`` does not; logprob is log10.
     """
     logprob = -(self.nll - self.oov_nll) / LN10
-    denom = self.tokens - self.oovs - self.zeroprobs
+    zeroprobs = self.zeroprobs - self.oov_zeroprobs  # SRILM counts an OOV as an OOV only.
+    denom = self.tokens - self.oovs - zeroprobs
     ppl = 10 ** (-logprob / denom) if denom > 0 else math.inf
     ppl1 = 10 ** (-logprob / (denom - self.sentences)) if denom > self.sentences else math.inf
     return (f"{self.sentences} sentences, {self.words} words, {self.oovs} OOVs\n"
-            f"{self.zeroprobs} zeroprobs, logprob= {logprob:.6g} ppl= {ppl:.7g} ppl1= {ppl1:.7g}")
+            f"{zeroprobs} zeroprobs, logprob= {logprob:.6g} ppl= {ppl:.7g} ppl1= {ppl1:.7g}")
 
   def record(self) -> dict:
-    """The final-evaluation record of ``metrics.jsonl``."""
+    """The final-evaluation record of ``metrics.jsonl`` (a zero probability makes nll infinite)."""
+    nll = math.inf if self.zeroprobs else self.nll
     return {
         "split": self.split,
         "perplexity": self.perplexity,
         "perplexity_excluding_oovs": self.perplexity_excluding_oovs,
         "tokens": self.tokens,
-        "nll": self.nll,
-        "nll_per_token": self.nll / self.tokens,
-        "bits_per_token": self.nll / self.tokens / math.log(2.0),
-        "logprob10": -self.nll / LN10,
+        "nll": nll,
+        "nll_per_token": nll / self.tokens,
+        "bits_per_token": nll / self.tokens / math.log(2.0),
+        "logprob10": -nll / LN10,
         "sentences": self.sentences,
         "oovs": self.oovs,
         "zeroprobs": self.zeroprobs,
@@ -94,7 +99,8 @@ def from_token_logprobs(split: str, logp: np.ndarray, oov: np.ndarray, sentences
   finite = np.where(zero, 0.0, logp)
   return EvalResult(split=split, nll=float(-finite.sum()), tokens=int(len(logp)),
                     sentences=int(sentences), oovs=int(oov.sum()),
-                    oov_nll=float(-finite[oov].sum()), zeroprobs=int(zero.sum()))
+                    oov_nll=float(-finite[oov].sum()), zeroprobs=int(zero.sum()),
+                    oov_zeroprobs=int((zero & oov).sum()))
 
 
 def write_token_dump(path: str, tokens, logp: np.ndarray, vocab) -> None:

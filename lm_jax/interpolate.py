@@ -10,12 +10,15 @@ vocabulary: each run's ``{valid,test}.tokens.tsv`` dump is the input.
 from __future__ import annotations
 
 import csv
+import json
 import os
+import shutil
 
 import numpy as np
 
 from lm_jax import evaluation
 from lm_jax.errors import LMJaxError
+from lm_jax.metric_writer import MetricWriter
 
 
 def read_token_dump(path: str) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -73,3 +76,24 @@ def interpolate(workdirs: list[str]) -> dict:
     out[f"{split}_single"] = [evaluation.from_token_logprobs(split, lp, oov, sents).perplexity
                               for lp in logp]
   return out
+
+
+def run(workdirs: list[str], out: str | None = None) -> dict:
+  """Interpolates and, with ``out``, writes a self-describing run directory for the mixture.
+
+  ``config.json`` names the mixed runs and weights; ``run.json`` is the first
+  run's (the same vocabulary and corpus, which ``interpolate`` checked);
+  ``metrics.jsonl`` holds the mixture's valid and test records.
+  """
+  res = interpolate(workdirs)
+  if out:
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "config.json"), "w", encoding="utf-8") as f:
+      json.dump({"model": {"kind": "interpolation"}, "workdirs": res["workdirs"],
+                 "weights": res["weights"]}, f, indent=2)
+    shutil.copyfile(os.path.join(workdirs[0], "run.json"), os.path.join(out, "run.json"))
+    w = MetricWriter(out, fresh=True)
+    w.write({"event": "interpolation", "workdirs": res["workdirs"], "weights": res["weights"]})
+    for split in ("valid", "test"):
+      w.write(res[split])
+  return res

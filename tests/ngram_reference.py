@@ -100,5 +100,17 @@ def katz(sentences, order, vocab_predictable, k_max=5):
   return prob
 
 
+def add_k(sentences, order, vocab_predictable, k_add):
+  """(c(h w) + k) / (c(h) + k|V|) with h the full available history (n-1 words, or back to <s>)."""
+  c = ngram_counts(sentences, order)
+  v = len(vocab_predictable)
+
+  def prob(w, h):
+    kids = {g: n for g, n in c[len(h) + 1].items() if g[:-1] == h}
+    return (kids.get(h + (w,), 0) + k_add) / (sum(kids.values()) + k_add * v)
+
+  return prob
+
+
 def log(x):
   return math.log(x) if x > 0 else -math.inf

@@ -51,10 +51,13 @@ def two_runs(tmp_path_factory):
           _ngram_run(root / "katz2", order=2, smoothing="katz"))
 
 
-def test_interpolation_of_runs(two_runs):
-  res = interpolate.interpolate(list(two_runs))
+def test_interpolation_of_runs(two_runs, tmp_path):
+  res = interpolate.run(list(two_runs), str(tmp_path / "mix"))
   assert res["valid"]["perplexity"] <= min(res["valid_single"]) + 1e-9
   assert res["test"]["tokens"] > 0 and math.isfinite(res["test"]["perplexity"])
+  # The mixture's directory describes itself, so the comparison tool reads it too.
+  report = compare.compare([two_runs[0], str(tmp_path / "mix")])
+  assert "| mix | interpolation" in report
 
 
 def test_compare_table_and_plot(two_runs, tmp_path):

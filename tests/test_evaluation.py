@@ -45,3 +45,14 @@ def test_including_and_excluding_oovs():
 def test_zero_probability_is_infinite_perplexity():
   r = evaluation.from_token_logprobs("test", np.array([0.0, -np.inf]), np.zeros(2, bool), 1)
   assert r.zeroprobs == 1 and math.isinf(r.perplexity)
+  assert math.isinf(r.record()["nll"]) and math.isinf(r.perplexity_excluding_oovs)
+
+
+def test_zero_probability_on_an_oov_only_spares_the_excluding_numbers():
+  # Unigram MLE: the OOV (scored as <unk>, never seen) has p = 0; the others 1/2 and 1/4.
+  logp = np.array([math.log(0.5), -np.inf, math.log(0.25)])
+  r = evaluation.from_token_logprobs("test", logp, np.array([False, True, False]), 1)
+  assert math.isinf(r.perplexity)
+  assert r.perplexity_excluding_oovs == pytest.approx(math.sqrt(8))  # (2 * 4)^(1/2)
+  # SRILM: the OOV is an OOV, not a zeroprob; ppl = 10^(-log10(1/8) / (3 - 1 OOV)) = sqrt(8).
+  assert "1 OOVs\n0 zeroprobs" in r.srilm() and "ppl= 2.828427" in r.srilm()

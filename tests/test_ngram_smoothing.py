@@ -112,6 +112,23 @@ def test_katz_matches_textbook_reference(seed):
   assert_matches_reference(lm, vocab, prob, zipf_corpus(200 + seed, n_sent=20, n_words=1000))
 
 
+@pytest.mark.parametrize("order", [2, 3, 5])
+@pytest.mark.parametrize("k_add", [1.0, 0.1])
+def test_add_k_matches_textbook_reference(order, k_add):
+  sents = zipf_corpus(30 + order, n_sent=200, n_words=40)
+  lm, vocab = build(sents, order, "add_k", k=k_add)
+  prob = ref.add_k(sents, order, [t for t in vocab.tokens if t != "<s>"], k_add)
+  assert_matches_reference(lm, vocab, prob, zipf_corpus(300 + order, n_sent=20, n_words=40))
+
+
+def test_laplace_trigram_at_sentence_start_uses_the_start_context():
+  # 50 x "a b" and 1 x "c b"; V = {a, b, c, </s>, <unk>} = 5. At the first word the
+  # trigram's history is just <s>: P(a | <s>) = (C(<s> a) + 1) / (C(<s>) + V) = 51/56.
+  lm, vocab = build(["a b"] * 50 + ["c b"], 3, "laplace")
+  p = float(lm.logprob(np.array([[-1, vocab.bos_id]]), np.array([vocab.index["a"]]))[0])
+  assert math.exp(p) == pytest.approx(51 / 56, rel=1e-6)
+
+
 def test_stupid_backoff_refuses_perplexity():
   lm, vocab = build(LECTURE, 3, "stupid_backoff")
   with pytest.raises(ConfigError, match="not probabilities"):

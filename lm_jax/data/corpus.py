@@ -110,7 +110,10 @@ def read_text(path: str | os.PathLike) -> str:
 
 def split_sentences(text: str, level: str) -> list[list[str]]:
   """One sentence per line; a last line without a newline is still a sentence."""
-  lines = text.splitlines()
+  # Lines end at "\n" only (as in KenLM and SRILM); a final newline ends the last line.
+  lines = text.split("\n")
+  if lines and lines[-1] == "":
+    lines.pop()
   if level == "char":
     return [list(line) for line in lines]
   return [line.split() for line in lines]
@@ -229,6 +232,10 @@ def load_file(path: str, level: str = "char", fractions=(0.9, 0.05)) -> RawCorpu
 def load(name: str | None = None, data_dir: str | None = None, file: str | None = None,
          level: str | None = None, download: bool = True) -> RawCorpus:
   """Loads a corpus by registered name, by directory, or from one raw text file."""
+  if name and (file or (name == EMBEDDED and data_dir)):
+    given = f"data.file={file!r}" if file else f"data.dir={data_dir!r}"
+    raise CorpusError(f"data.name={name!r} and {given} are both set, and the name would win; to "
+                      "read your own corpus, clear the name: --config.data.name=")
   if name:
     raw = load_registered(name, data_dir, download)
     if level and level != raw.level:

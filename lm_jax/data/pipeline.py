@@ -7,6 +7,7 @@ import ml_collections
 from lm_jax.data import corpus as corpus_lib
 from lm_jax.data.tokens import TokenArray, encode_sentences
 from lm_jax.data.vocab import Vocab
+from lm_jax.errors import CorpusError
 
 
 def data_config(name: str | None = corpus_lib.EMBEDDED, level: str | None = None) -> ml_collections.ConfigDict:
@@ -32,5 +33,9 @@ def load_data(data: ml_collections.ConfigDict, vocab: Vocab | None = None,
   if vocab is None:
     vocab = Vocab.build(raw.splits["train"], level=raw.level, min_count=data.min_count,
                         max_size=data.max_size)
+  for split, sents in raw.splits.items():
+    if not sents:
+      raise CorpusError(f"the {split} split of corpus {raw.name!r} ({raw.source}) is empty; use a "
+                        "longer text or a directory with train.txt, valid.txt and test.txt.")
   arrays = {s: encode_sentences(vocab, sents) for s, sents in raw.splits.items()}
   return raw, vocab, arrays

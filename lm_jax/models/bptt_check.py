@@ -48,6 +48,15 @@ class CheckConfig:
                         f"{sorted(set(d) - names)}; start from configs/check_bptt.py.")
     return cls(**d)
 
+  def __post_init__(self):
+    # A check over empty arrays would print 0 errors and "OK": refuse sizes that allow it.
+    for name in ("vocab_size", "embed_size", "hidden_size", "batch_size", "seq_len", "fd_coords"):
+      if getattr(self, name) < 1:
+        raise ConfigError(f"check config: {name} must be >= 1, got {getattr(self, name)}.")
+    for name in ("grad_rtol", "fd_rtol", "fd_eps"):
+      if not getattr(self, name) > 0:
+        raise ConfigError(f"check config: {name} must be > 0, got {getattr(self, name)}.")
+
 
 class ParamCheck(NamedTuple):
   """Errors of one gradient tensor; fd_* are None when finite differences do not apply."""

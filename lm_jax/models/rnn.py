@@ -88,7 +88,7 @@ def cell(layer: dict, carry: dict, xw_BxG, cfg: ModelConfig) -> dict:
   xr, xz, xn = jnp.split(xw_BxG, 3, axis=-1)
   hr, hz, hn = jnp.split(h_BxH @ layer["W_h"] + layer["b_h"], 3, axis=-1)
   r, z = jax.nn.sigmoid(xr + hr), jax.nn.sigmoid(xz + hz)
-  n = jnp.tanh(xn + r * hn)  # Cho et al. (2014): the reset gate scales W_h h, bias included.
+  n = jnp.tanh(xn + r * hn)  # As cuDNN and torch.nn.GRU: reset applied after W_h h (+ bias).
   return {"h": (1.0 - z) * n + z * h_BxH}
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 from typing import Sequence
 
 import jax
@@ -33,9 +32,10 @@ CHUNK = 1 << 15  # Scoring batch: one compiled shape for any corpus size.
 def _parse_fallback(value) -> tuple[float, ...] | None:
   if value in (None, "", ()):
     return None
-  if isinstance(value, str):
-    value = [float(x) for x in value.split(",")]
-  vals = tuple(float(x) for x in value)
+  try:
+    vals = tuple(float(x) for x in (value.split(",") if isinstance(value, str) else value))
+  except (TypeError, ValueError):
+    vals = ()
   if len(vals) != 3 or not all(0 <= v for v in vals):
     raise ConfigError(f"discount_fallback needs three non-negative discounts D1,D2,D3+ "
                       f"(lmplz uses 0.5,1.0,1.5); got {value!r}.")

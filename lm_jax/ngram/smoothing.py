@@ -79,7 +79,10 @@ def mle(counts: Counts) -> Tables:
 def add_k(counts: Counts, k_add: float) -> Tables:
   """Add-k (Lidstone; k = 1 is Laplace) on the highest order: ``(c(h w) + k) / (c(h) + k|V|)``.
 
-  Unseen contexts get the uniform ``1 / |V|`` (= add-k with c(h) = 0).
+  Near the start of a sentence the history is shorter than n-1 words and
+  begins with ``<s>``; such contexts are complete, so they get add-k estimates
+  from their own order.  Other lower-order tables are reached only by backing
+  off from an unseen context, where add-k with c(h) = 0 is the uniform 1/|V|.
   """
   if not k_add > 0:
     raise ConfigError(f"add-k smoothing needs k > 0, got k={k_add}; use k=1 for Laplace.")
@@ -91,13 +94,18 @@ def add_k(counts: Counts, k_add: float) -> Tables:
   if n == 1:
     c = np.where(pred, counts.unigram, 0).astype(np.float64)
     return Tables((_log(np.where(pred, (c + k_add) / (c.sum() + k_add * num_pred), 0.0)),), tuple(logbow))
-  # Lower orders are only reached through a back-off to the uniform distribution.
-  logp = [np.where(pred, uniform, NEG_INF)] + [np.full(o.size, uniform) for o in counts.orders[:-1]]
-  top = counts.orders[-1]
-  denom = _context_sums(counts, n, top.count.astype(np.float64))
-  logp.append(np.log((top.count + k_add) / (denom[top.prefix] + k_add * num_pred)))
-  # bow(h) * (1/|V|) = k / (c(h) + k|V|) for a word unseen after h.
-  logbow[n - 2] = np.log(k_add * num_pred / (denom + k_add * num_pred))
+  logp = [np.where(pred, uniform, NEG_INF)]
+  for k in range(2, n + 1):
+    o = counts.orders[k - 2]
+    denom = _context_sums(counts, k, o.count.astype(np.float64))
+    p = np.log((o.count + k_add) / (denom[o.prefix] + k_add * num_pred))
+    # bow(h) * (1/|V|) = k / (c(h) + k|V|) for a word unseen after h.
+    bow = np.log(k_add * num_pred / (denom + k_add * num_pred))
+    if k < n:  # Below the top order, only contexts that start a sentence are complete.
+      p = np.where(o.first == counts.bos_id, p, uniform)
+      bow = np.where(counts.words(k - 1)[:, 0] == counts.bos_id, bow, 0.0)
+    logp.append(p)
+    logbow[k - 2] = bow
   return Tables(tuple(logp), tuple(logbow))
 
 
