@@ -25,10 +25,12 @@ from lm_jax.data.vocab import Vocab
 from lm_jax.errors import CheckpointError
 
 # Config keys that may change between a run and its resumption: they affect
-# logging, storage or evaluation batching, not the trained numbers.
+# logging, storage or extra outputs, not the trained numbers.  (eval.batch_size
+# is not here: it changes the per-epoch validation loss that the plateau
+# schedule reacts to; data.dir may move, but the corpus checksums must match.)
 RESUMABLE_KEYS = frozenset({
     "train.log_every_steps", "train.checkpoint_every_steps", "train.keep_checkpoints",
-    "eval.batch_size", "data.dir", "data.download",
+    "eval.dump_tokens", "data.dir", "data.download",
 })
 
 
@@ -55,16 +57,26 @@ def param_shapes(params) -> dict[str, str]:
           f"{np.dtype(x.dtype).name}[{','.join(map(str, x.shape))}]" for path, x in leaves}
 
 
-def run_meta(config: ml_collections.ConfigDict, vocab: Vocab, params) -> dict:
-  """What a checkpoint must agree on with the run that restores it."""
-  return {"config": flat_config(config), "vocab_hash": vocab.hash, "vocab_size": vocab.size,
+def run_meta(config: ml_collections.ConfigDict, vocab: Vocab, params,
+             corpus_checksums: dict | None = None) -> dict:
+  """What a checkpoint must agree on with the run that restores it.
+
+  ``corpus_checksums`` (the training run's) are compared when both sides have
+  them: the same vocabulary can come from a different text.
+  """
+  meta = {"config": flat_config(config), "vocab_hash": vocab.hash, "vocab_size": vocab.size,
           "params": param_shapes(params)}
+  if corpus_checksums is not None:
+    meta["corpus_checksums"] = dict(corpus_checksums)
+  return meta
 
 
 def diff_meta(saved: dict, current: dict) -> list[str]:
   """One line per difference: ``key: <checkpoint> (checkpoint) != <this run> (this run)``."""
   lines = []
-  for section in ("vocab_hash", "vocab_size"):
+  for section in ("vocab_hash", "vocab_size", "corpus_checksums"):
+    if section == "corpus_checksums" and (section not in saved or section not in current):
+      continue  # Sampling restores without reading the corpus.
     if saved.get(section) != current.get(section):
       lines.append(f"{section}: {saved.get(section)!r} (checkpoint) != {current.get(section)!r} (this run)")
   for section in ("config", "params"):

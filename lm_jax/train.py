@@ -92,7 +92,15 @@ def parse_config(config: ml_collections.ConfigDict) -> RunSpec:
   check_types("", {"seed": config.seed}, {"seed": int})
   if config.eval.batch_size < 1:
     raise ConfigError(f"eval.batch_size must be >= 1, got {config.eval.batch_size}.")
-  return RunSpec(model_config(config.model), optim.optim_config(config.optim), train,
+  unknown = set(config.eval.keys()) - {"batch_size", "dump_tokens"}
+  if unknown:
+    raise ConfigError(f"unknown config.eval keys {sorted(unknown)}; valid keys: batch_size, dump_tokens.")
+  model = model_config(config.model)
+  if model.kind == "window" and not train.carry_state:
+    # A reset fills the window with <s> mid-sentence during training only, not in evaluation.
+    raise ConfigError("the window model needs train.carry_state=True (its state is the last "
+                      "words; resetting it would make every segment look like a sentence start).")
+  return RunSpec(model, optim.optim_config(config.optim), train,
                  config.eval.batch_size, int(config.seed), bool(config.eval.dump_tokens))
 
 
@@ -136,11 +144,7 @@ def init_state(spec: RunSpec, model: Model, tx: optax.GradientTransformation,
 
 
 def _manual_sum_nll(params, carry, inputs_BxT, targets_BxT, cfg: ModelConfig):
-  try:  # Deferred: the hand-derived BPTT lives in its own module.
-    from lm_jax.models.bptt import manual_elman_sum_nll
-  except ImportError as e:
-    raise ConfigError("model.grad='manual' needs lm_jax.models.bptt.manual_elman_sum_nll, "
-                      f"which cannot be imported ({e}); use model.grad='autodiff'.") from None
+  from lm_jax.models.bptt import manual_elman_sum_nll  # Deferred: only grad="manual" needs it.
   weights_BxT = jnp.ones(targets_BxT.shape, jnp.float32)
   sum_nll, h_BxH = manual_elman_sum_nll(params, carry[0]["h"], inputs_BxT, targets_BxT,
                                         weights_BxT, cfg.activation)
@@ -286,7 +290,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   spe, tokens_per_step = stream.steps_per_epoch, stream.tokens_per_step
   total = t.num_steps or t.num_epochs * spe
   state = init_state(spec, model, optim.make_optimizer(spec.optim), mesh)
-  meta = ckpt_lib.run_meta(config, vocab, state.params)
+  meta = ckpt_lib.run_meta(config, vocab, state.params, raw.checksums)
   ckpt = ckpt_lib.Checkpointer(workdir, t.keep_checkpoints)
   writer = MetricWriter(workdir)
   if (start := ckpt.latest_step()) is not None:

@@ -86,10 +86,22 @@ def test_diff_meta_lists_every_difference():
 def test_logging_keys_may_change_on_resume_but_not_the_math():
   a, b = tiny(), tiny()
   b.train.log_every_steps = 1
-  b.eval.batch_size = 3
+  b.eval.dump_tokens = True
   assert checkpoint.flat_config(a) == checkpoint.flat_config(b)
+  b.eval.batch_size = 3  # Changes the validation loss that a plateau schedule follows.
+  assert checkpoint.flat_config(a) != checkpoint.flat_config(b)
+  b = tiny()
   b.optim.learning_rate = 0.5
   assert checkpoint.flat_config(a) != checkpoint.flat_config(b)
+
+
+def test_a_different_corpus_with_the_same_vocabulary_is_refused():
+  saved = {"vocab_hash": "v", "vocab_size": 5, "corpus_checksums": {"train.txt": "aa"}}
+  other = dict(saved, corpus_checksums={"train.txt": "bb"})
+  assert checkpoint.diff_meta(saved, other) == [
+      "corpus_checksums: {'train.txt': 'aa'} (checkpoint) != {'train.txt': 'bb'} (this run)"]
+  no_corpus = {k: v for k, v in saved.items() if k != "corpus_checksums"}
+  assert checkpoint.diff_meta(saved, no_corpus) == []  # Sampling does not read the corpus.
 
 
 def test_rewind_metrics_drops_later_and_final_records(tmp_path):

@@ -31,6 +31,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Runs the experiment of ``config`` into ``workdir``; returns the final records by split."""
   validate(config)
+  rundir.ensure_writable(workdir)
+  for stale in ("model.arpa", "samples.txt", "valid.tokens.tsv", "test.tokens.tsv"):
+    # A rerun must not leave the previous run's outputs beside the new config.
+    if os.path.exists(os.path.join(workdir, stale)):
+      os.remove(os.path.join(workdir, stale))
   raw, vocab, arrays = load_data(config.data)
   info = rundir.write_run_info(workdir, config, vocab, raw)
   writer = MetricWriter(workdir, fresh=True)
