@@ -31,7 +31,7 @@ out = {"devices": jax.device_count(),
        "losses": [r["loss"] for r in read_metrics(workdir + "/metrics.jsonl") if "loss" in r],
        "compiles": train.train_step._cache_size()}
 c.eval.batch_size = 1  # Cannot be split: evaluated replicated, same numbers.
-out["eval_b1"] = train.train_and_evaluate(c, workdir)["test"].nll
+out["eval_b1"] = train.train_and_evaluate(c, workdir + "_b1")["test"].nll  # A new run: eval batch is part of it.
 c.train.batch_size = 12
 try:
   train.train_and_evaluate(c, workdir + "_12")
