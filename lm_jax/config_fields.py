@@ -7,6 +7,7 @@ TypeError from a comparison deep inside validation.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import types
 import typing
@@ -44,3 +45,14 @@ def check_types(section: str, values: dict[str, Any], kinds: type | dict[str, An
       name = f"{section}.{key}" if section else key
       raise ConfigError(f"{name}={value!r} ({type(value).__name__}) must be {_name(hints[key])}; "
                         f"fix the config file or pass --config.{name}=VALUE.")
+
+
+def freeze(section: str, values: dict[str, Any], cls: type, ignore: frozenset = frozenset()):
+  """``cls(**values)`` after refusing unknown keys and wrongly typed values, each named."""
+  from lm_jax.errors import ConfigError  # Deferred, as above.
+  fields = {f.name for f in dataclasses.fields(cls)} - set(ignore)
+  unknown = set(values) - fields
+  if unknown:
+    raise ConfigError(f"unknown config.{section} keys {sorted(unknown)}; valid keys: {sorted(fields)}.")
+  check_types(section, values, cls)
+  return cls(**values)

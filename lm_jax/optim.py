@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from lm_jax.config_fields import check_types
+from lm_jax.config_fields import freeze
 from lm_jax.errors import ConfigError
 
 NAMES = ("sgd", "adam")
@@ -52,11 +52,7 @@ def optim_config(optim: ml_collections.ConfigDict) -> OptimConfig:
   if "plateau" in optim:
     p = optim.plateau
     flat.update({"plateau": p.enabled, **{f"plateau_{k}": p[k] for k in p.keys() if k != "enabled"}})
-  fields = {f.name for f in dataclasses.fields(OptimConfig)}
-  if set(flat) - fields:
-    raise ConfigError(f"unknown config.optim keys {sorted(set(flat) - fields)}.")
-  check_types("optim", flat, OptimConfig)
-  cfg = OptimConfig(**flat)
+  cfg = freeze("optim", flat, OptimConfig)
   if cfg.name not in NAMES:
     raise ConfigError(f"optim.name={cfg.name!r}; use one of {NAMES}.")
   if cfg.schedule not in SCHEDULES:

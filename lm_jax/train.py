@@ -30,7 +30,7 @@ from lm_jax import losses, optim, parallel
 from lm_jax.data import batching
 from lm_jax.data.pipeline import load_data
 from lm_jax.data.tokens import TokenArray
-from lm_jax.config_fields import check_types
+from lm_jax.config_fields import check_types, freeze
 from lm_jax.errors import ConfigError, NonFiniteLossError
 from lm_jax.evaluation import EvalResult, write_token_dump
 from lm_jax.metric_writer import MetricWriter
@@ -72,13 +72,7 @@ class RunSpec:
 
 def parse_config(config: ml_collections.ConfigDict) -> RunSpec:
   """Validates the whole config before any data is read; raises ConfigError naming the fix."""
-  fields = {f.name for f in dataclasses.fields(TrainConfig)}
-  unknown = set(config.train.keys()) - fields
-  if unknown:
-    raise ConfigError(f"unknown config.train keys {sorted(unknown)}; valid keys: {sorted(fields)}.")
-  values = {k: config.train[k] for k in config.train.keys()}
-  check_types("train", values, TrainConfig)
-  train = TrainConfig(**values)
+  train = freeze("train", {k: config.train[k] for k in config.train.keys()}, TrainConfig)
   if train.loss_normalizer not in NORMALIZERS:
     raise ConfigError(f"train.loss_normalizer={train.loss_normalizer!r}; use one of {NORMALIZERS}.")
   for name in ("batch_size", "seq_len", "num_epochs", "log_every_steps",

@@ -19,7 +19,7 @@ from typing import Any, Callable, NamedTuple
 
 import ml_collections
 
-from lm_jax.config_fields import check_types
+from lm_jax.config_fields import freeze
 from lm_jax.errors import ConfigError
 
 KINDS = ("window", "elman", "lstm", "gru")
@@ -56,13 +56,8 @@ class ModelConfig:
 
 def model_config(model: ml_collections.ConfigDict) -> ModelConfig:
   """Validates ``config.model`` and freezes it; raises ConfigError naming the fix."""
-  fields = {f.name for f in dataclasses.fields(ModelConfig)} - {"in_vocab", "out_vocab", "bos_id"}
-  unknown = set(model.keys()) - fields
-  if unknown:
-    raise ConfigError(f"unknown config.model keys {sorted(unknown)}; valid keys: {sorted(fields)}.")
-  values = {k: model[k] for k in model.keys()}
-  check_types("model", values, ModelConfig)
-  cfg = ModelConfig(**values)
+  cfg = freeze("model", {k: model[k] for k in model.keys()}, ModelConfig,
+               ignore=frozenset({"in_vocab", "out_vocab", "bos_id"}))  # Filled from the vocabulary.
   if cfg.kind not in KINDS:
     raise ConfigError(f"model.kind={cfg.kind!r}; use one of {KINDS}.")
   if cfg.activation not in ACTIVATIONS:
