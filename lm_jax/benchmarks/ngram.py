@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 
+from lm_jax.data.corpus import EMBEDDED
 from lm_jax.data.pipeline import data_config, load_data
 from lm_jax.data.tokens import encode_sentences
 from lm_jax.data.vocab import UNK, Vocab
@@ -75,7 +76,8 @@ def median_time(fn, reps: int):
 
 def corpus_config(data_dir: str | None, corpus: str | None):
   cfg = data_config(corpus)
-  cfg.dir, cfg.download = data_dir, False
+  # The embedded corpus lives in no directory; a registered one is looked up in data_dir.
+  cfg.dir, cfg.download = (None if corpus == EMBEDDED else data_dir), False
   return cfg
 
 
