@@ -114,3 +114,18 @@ def test_download_with_wrong_checksum_keeps_nothing(tmp_path, monkeypatch):
   with pytest.raises(CorpusError, match="sha256.*retry"):
     corpus.load("fake")
   assert not (tmp_path / "cache" / "lm_jax" / "fake" / "input.txt").exists()
+
+
+def test_a_corpus_name_with_a_directory_or_file_of_ones_own_is_refused(tmp_path):
+  root = write_corpus(tmp_path / "c", "a b\n")
+  with pytest.raises(CorpusError, match="clear the name"):
+    corpus.load("pydoc", data_dir=str(root))  # The default name would silently win.
+  with pytest.raises(CorpusError, match="clear the name"):
+    corpus.load("ptb", file=str(root / "train.txt"))
+  assert corpus.load(None, data_dir=str(root)).splits["train"] == [["a", "b"]]
+
+
+def test_lines_end_at_newline_only(tmp_path):
+  root = write_corpus(tmp_path / "c", "a\x0cb c\nd\u2028e\n")
+  assert corpus.load(data_dir=str(root)).splits["train"] == [["a", "b", "c"], ["d", "e"]]
+  assert corpus.split_sentences("ab\x85c\n", "char") == [["a", "b", "\x85", "c"]]
