@@ -12,7 +12,8 @@ hours on a 2-core CPU and resume when restarted)::
 
 Fields: ``ngram.orders`` and ``ngram.smoothings`` (tuples; every combination is
 estimated, e.g. ``--config.ngram.orders='(3, 5)'``), ``neural`` (name -> config file and preset, plus overrides),
-``interpolate`` (two model names mixed with weights tuned on valid),
+``models`` (which neural entries to run, in order), ``interpolate`` (two model
+names mixed with weights tuned on valid),
 ``num_samples``, ``temperature``, ``seed``.
 """
 
@@ -50,6 +51,7 @@ def get_config(arg: str = "pydoc") -> ml_collections.ConfigDict:
           "embed_dim": 128, "hidden_dim": 128, "num_layers": 1, "dropout": 0.3,
           "tie_weights": True}),
   })
+  c.models = ("window", "elman", "lstm")  # which entries of ``neural`` to run, in this order
   c.interpolate = ("modified_kneser_ney_5", "lstm")
   if arg == "ptb":
     c.data = data_config("ptb")

@@ -28,7 +28,10 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)  # Progress lines come from lecture.run.
   config = _CONFIG.value
   neural = {}
-  for name, entry in config.neural.items():
+  for name in config.models:
+    if name not in config.neural:
+      raise ConfigError(f"models names {name!r}, which is not in neural ({sorted(config.neural)}).")
+    entry = config.neural[name]
     cfg = load_config(entry.config)
     for section, values in entry.overrides.items():
       unknown = set(values) - set(cfg[section])

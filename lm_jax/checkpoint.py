@@ -32,6 +32,9 @@ RESUMABLE_KEYS = frozenset({
     "train.log_every_steps", "train.checkpoint_every_steps", "train.keep_checkpoints",
     "eval.dump_tokens", "data.dir", "data.download",
 })
+# Keys that older checkpoints did not record (they were resumable then): a
+# checkpoint without them restores; one that records a different value does not.
+UNRECORDED_BEFORE = frozenset({"config.eval.batch_size"})
 
 
 def flat_config(config: ml_collections.ConfigDict) -> dict[str, Any]:
@@ -82,6 +85,8 @@ def diff_meta(saved: dict, current: dict) -> list[str]:
   for section in ("config", "params"):
     a, b = saved.get(section, {}), current.get(section, {})
     for k in sorted(set(a) | set(b)):
+      if k not in a and f"{section}.{k}" in UNRECORDED_BEFORE:
+        continue
       if a.get(k, "<absent>") != b.get(k, "<absent>"):
         lines.append(f"{section} {k}: {a.get(k, '<absent>')!r} (checkpoint) != "
                      f"{b.get(k, '<absent>')!r} (this run)")

@@ -95,6 +95,15 @@ def test_logging_keys_may_change_on_resume_but_not_the_math():
   assert checkpoint.flat_config(a) != checkpoint.flat_config(b)
 
 
+def test_checkpoints_from_before_eval_batch_size_was_recorded_still_restore():
+  saved = {"config": {"train.batch_size": 20}}
+  current = {"config": {"train.batch_size": 20, "eval.batch_size": 1}}
+  assert checkpoint.diff_meta(saved, current) == []
+  saved["config"]["eval.batch_size"] = 10  # Recorded and different: refused.
+  assert checkpoint.diff_meta(saved, current) == [
+      "config eval.batch_size: 10 (checkpoint) != 1 (this run)"]
+
+
 def test_a_different_corpus_with_the_same_vocabulary_is_refused():
   saved = {"vocab_hash": "v", "vocab_size": 5, "corpus_checksums": {"train.txt": "aa"}}
   other = dict(saved, corpus_checksums={"train.txt": "bb"})
