@@ -32,7 +32,7 @@ from lm_jax.data.pipeline import load_data
 from lm_jax.data.tokens import TokenArray
 from lm_jax.config_fields import check_types, freeze
 from lm_jax.errors import ConfigError, NonFiniteLossError
-from lm_jax.evaluation import EvalResult, write_token_dump
+from lm_jax.evaluation import EvalResult, from_token_logprobs, write_token_dump
 from lm_jax.metric_writer import MetricWriter
 from lm_jax.models import Model, ModelConfig, get_model, model_config
 from lm_jax.rundir import ensure_writable, write_run_info
@@ -183,19 +183,17 @@ def train_step(state: TrainState, data: dict, *, model_cfg: ModelConfig,
 
 
 def eval_step(params, carry, batch: dict, cfg: ModelConfig):
-  """``((sum_nll, n_tokens, oov_nll), carry)`` for one [B, T] segment of an eval grid."""
+  """``(nll_BxT, carry)``: per-position negative log-likelihood of one [B, T] eval segment."""
   logits_BxTxV, carry = get_model(cfg).apply(params, carry, batch["inputs"], cfg, train=False)
-  nll_BxT = losses.token_nll(logits_BxTxV, batch["targets"])
-  sum_nll, n_tokens = losses.sum_nll(logits_BxTxV, batch["targets"], batch["weights"])
-  return (sum_nll, n_tokens, jnp.where(batch["oov"] > 0, nll_BxT, 0.0).sum()), carry
+  return losses.token_nll(logits_BxTxV, batch["targets"]), carry
 
 
 @functools.partial(jax.jit, static_argnames=("cfg", "batch_size"))
-def _eval_segments(params, grid_SxBxT: dict, *, cfg: ModelConfig, batch_size: int):
-  """eval_step scanned over the segments of a grid, carrying the state along each row."""
+def _eval_token_nll(params, grid_SxBxT: dict, *, cfg: ModelConfig, batch_size: int):
+  """eval_step scanned over the segments of a grid, carrying the state along each row: [S, B, T]."""
   def body(carry, batch):
-    sums, carry = eval_step(params, carry, batch, cfg)
-    return carry, jnp.stack(sums)
+    nll_BxT, carry = eval_step(params, carry, batch, cfg)
+    return carry, nll_BxT
   return jax.lax.scan(body, get_model(cfg).init_carry(cfg, batch_size), grid_SxBxT)[1]
 
 
@@ -206,38 +204,13 @@ def _put_grid(grid_SxBxT: dict, batch_size: int, mesh) -> dict:
           for k, v in grid_SxBxT.items()}
 
 
-def evaluate(params, tokens: TokenArray, split: str, cfg: ModelConfig, batch_size: int,
-             seq_len: int, mesh=None) -> EvalResult:
-  """Scores every token of a split once (``batching.eval_grid``); sums in float64 across segments."""
-  grid = batching.eval_grid(tokens, cfg.bos_id, batch_size, seq_len)
-  segs = grid.num_segments
-  arrays = {"inputs": grid.inputs_BxL, "targets": grid.targets_BxL, "weights": grid.weights_BxL,
-            "oov": grid.oov_BxL.astype(np.float32)}
-  # [B, S*T] -> [S, B, T]: the scan steps through segments.
-  grid_SxBxT = {k: np.moveaxis(v.reshape(batch_size, segs, seq_len), 1, 0) for k, v in arrays.items()}
-  grid_SxBxT = _put_grid(grid_SxBxT, batch_size, mesh)
-  sums = parallel.fetch(_eval_segments(params, grid_SxBxT, cfg=cfg, batch_size=batch_size))
-  sums = sums.astype(np.float64)
-  nll, n_tokens, oov_nll = sums.sum(axis=0)
-  return EvalResult(split=split, nll=float(nll), tokens=int(round(n_tokens)),
-                    sentences=tokens.num_sentences, oovs=int(tokens.oov.sum()), oov_nll=float(oov_nll))
-
-
-@functools.partial(jax.jit, static_argnames=("cfg", "batch_size"))
-def _eval_token_nll(params, grid_SxBxT: dict, *, cfg: ModelConfig, batch_size: int):
-  """Per-position nll of every segment, carrying the state along each row: [S, B, T]."""
-  def body(carry, batch):
-    logits_BxTxV, carry = get_model(cfg).apply(params, carry, batch["inputs"], cfg, train=False)
-    return carry, losses.token_nll(logits_BxTxV, batch["targets"])
-  return jax.lax.scan(body, get_model(cfg).init_carry(cfg, batch_size), grid_SxBxT)[1]
-
-
 def token_logprobs(params, tokens: TokenArray, cfg: ModelConfig, batch_size: int,
                    seq_len: int, mesh=None) -> np.ndarray:
-  """ln p of every scored token in corpus order (the same grid and state as ``evaluate``)."""
+  """ln p of every scored token in corpus order; each token is scored once (``batching.eval_grid``)."""
   grid = batching.eval_grid(tokens, cfg.bos_id, batch_size, seq_len)
   segs = grid.num_segments
   arrays = {"inputs": grid.inputs_BxL, "targets": grid.targets_BxL}
+  # [B, S*T] -> [S, B, T]: the scan steps through segments.
   grid_SxBxT = {k: np.moveaxis(v.reshape(batch_size, segs, seq_len), 1, 0) for k, v in arrays.items()}
   grid_SxBxT = _put_grid(grid_SxBxT, batch_size, mesh)
   nll_SxBxT = parallel.fetch(_eval_token_nll(params, grid_SxBxT, cfg=cfg, batch_size=batch_size))
@@ -246,6 +219,13 @@ def token_logprobs(params, tokens: TokenArray, cfg: ModelConfig, batch_size: int
   valid = grid.index_BxL >= 0
   out[grid.index_BxL[valid]] = -nll_BxL[valid]
   return out
+
+
+def evaluate(params, tokens: TokenArray, split: str, cfg: ModelConfig, batch_size: int,
+             seq_len: int, mesh=None) -> EvalResult:
+  """Sums of a split under lm_jax's convention, accumulated in float64 from the per-token scores."""
+  logp = token_logprobs(params, tokens, cfg, batch_size, seq_len, mesh)
+  return from_token_logprobs(split, logp, tokens.oov, tokens.num_sentences)
 
 
 def _raise_if_nonfinite(acc: dict, ckpt: ckpt_lib.Checkpointer) -> None:
@@ -347,18 +327,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
           logging.info("stopping after step %d; rerun with the same --workdir to resume.", step)
           return {}
     ckpt.wait()
-    results = {split: run_eval(state.params, split) for split in ("valid", "test")}
-    for res in results.values():
+    results = {}
+    for split in ("valid", "test"):
+      tokens = splits[split]
+      logp = token_logprobs(state.params, tokens, spec.model, spec.eval_batch_size, t.seq_len, mesh)
+      res = results[split] = from_token_logprobs(split, logp, tokens.oov, tokens.num_sentences)
       writer.write({**res.record(), "step": step, "epoch": step / spe, "final": True,
                     "vocab_hash": vocab.hash, "carry_state": t.carry_state,
                     "reset_at_eos": spec.model.reset_at_eos})
-      logging.info("final %s perplexity %.2f (%d tokens, %d OOVs)", res.split, res.perplexity,
+      logging.info("final %s perplexity %.2f (%d tokens, %d OOVs)", split, res.perplexity,
                    res.tokens, res.oovs)
-      if spec.dump_tokens:
-        logp = token_logprobs(state.params, splits[res.split], spec.model, spec.eval_batch_size,
-                              t.seq_len, mesh)
-        write_token_dump(os.path.join(workdir, f"{res.split}.tokens.tsv"), splits[res.split], logp,
-                         vocab)
+      if spec.dump_tokens:  # The same scores the record was summed from.
+        write_token_dump(os.path.join(workdir, f"{split}.tokens.tsv"), tokens, logp, vocab)
     return results
   finally:
     ckpt.close()
