@@ -39,7 +39,7 @@ def _run_ngrams(config, base, workdir) -> tuple[list[dict], list[str]]:
     cfg.data = ml_collections.ConfigDict(config.data.to_dict())
     t0 = time.perf_counter()
     try:
-      finals = ngram_run.run(cfg, os.path.join(workdir, "ngram", name))
+      finals = ngram_run.run(cfg, os.path.join(workdir, "ngram", name), verbose=False)
     except DiscountError as e:
       _say(f"[ngram {i}/{len(grid)}] {name}: discounts undefined, skipped ({str(e)[:90]}...)")
       rows.append({"name": name, "kind": f"{order}-gram {smoothing}", "note": "discounts undefined"})

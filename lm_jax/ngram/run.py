@@ -28,8 +28,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(f"add-k smoothing needs k > 0, got k={config.k}; k=1 is Laplace.")
 
 
-def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Runs the experiment of ``config`` into ``workdir``; returns the final records by split."""
+def run(config: ml_collections.ConfigDict, workdir: str, verbose: bool = True) -> dict:
+  """Runs the experiment of ``config`` into ``workdir``; returns the final records by split.
+
+  ``verbose`` prints the human-readable summary (the files are written either way).
+  """
+  say = print if verbose else (lambda *a, **k: None)
   validate(config)
   rundir.ensure_writable(workdir)
   for stale in ("model.arpa", "samples.txt", "valid.tokens.tsv", "test.tokens.tsv"):
@@ -51,7 +55,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   writer.write({"event": "estimate", "seconds": seconds, "ngrams": lm.trie.sizes(),
                 "vocab_size": vocab.num_predictable, "vocab_hash": info["vocab_hash"],
                 **{k: v for k, v in lm.tables.info.items() if k != "discount_notes"}})
-  print(f"{config.order}-gram {config.smoothing} on {raw.name}: {vocab.num_predictable} types, "
+  say(f"{config.order}-gram {config.smoothing} on {raw.name}: {vocab.num_predictable} types, "
         f"n-grams per order {lm.trie.sizes()}, estimated in {seconds:.2f}s")
   if config.write_arpa:
     arpa.write_arpa(lm, os.path.join(workdir, "model.arpa"))
@@ -62,14 +66,14 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       res = evaluation.from_token_logprobs(split, logp, arrays[split].oov, arrays[split].num_sentences)
       finals[split] = rec = res.record()
       writer.write(rec)
-      print(f"[{split}] perplexity {res.perplexity:.4f} (excluding OOVs "
+      say(f"[{split}] perplexity {res.perplexity:.4f} (excluding OOVs "
             f"{res.perplexity_excluding_oovs:.4f}), {res.tokens} tokens, nll {res.nll:.2f} nats\n"
             + "\n".join("    " + line for line in res.srilm().splitlines()))
       if config.dump_tokens:
         evaluation.write_token_dump(os.path.join(workdir, f"{split}.tokens.tsv"), arrays[split],
                                     logp, vocab)
   else:
-    print(f"{config.smoothing} scores are not probabilities: no perplexity is reported.")
+    say(f"{config.smoothing} scores are not probabilities: no perplexity is reported.")
   key = jax.random.key(config.seed)
   lines = []
   for i in range(config.num_samples):
@@ -81,5 +85,5 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if lines:
     with open(os.path.join(workdir, "samples.txt"), "w", encoding="utf-8") as f:
       f.write("\n".join(lines) + "\n")
-    print("samples (ln p, text):\n" + "\n".join("  " + l for l in lines))
+    say("samples (ln p, text):\n" + "\n".join("  " + l for l in lines))
   return finals
