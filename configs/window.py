@@ -5,7 +5,10 @@ Run::
   python -m experiments.train --config=configs/window.py:ptb --workdir=/tmp/window_ptb
   python -m experiments.train --config=configs/window.py:ptb,tiny --workdir=/tmp/window_tiny
 
-Preset ``ptb``: 5 words of context (a 6-gram window). Not yet measured.
+Preset ``ptb``: 5 words of context (a 6-gram window), 256-dim embeddings, 512
+tanh units, dropout 0.3, Adam halved on plateaus, 10 epochs (Mikolov et al.
+2011 feed-forward NNLM: 140.2 test). Measured: test 131.19, valid 140.03, 30 min
+on a 2-core CPU (experiments/results/window_ptb.json).
 """
 
 from configs import base_config, make_tiny, parse_arg
