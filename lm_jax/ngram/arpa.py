@@ -18,7 +18,7 @@ import numpy as np
 
 from lm_jax.data.vocab import BOS, EOS, UNK, Vocab
 from lm_jax.errors import ArpaError
-from lm_jax.ngram.counts import Counts, Order, link_children, lookup
+from lm_jax.ngram.counts import Counts, extend
 from lm_jax.ngram.smoothing import Tables
 
 LN10 = math.log(10.0)
@@ -158,19 +158,11 @@ def read_arpa(path: str, level: str = "word"):
   for k in range(2, n + 1):
     cols = _columns(sections[k - 1], k, path)
     words = np.stack([_ids(c, index, k, path) for c in cols[1:k + 1]], axis=1).reshape(-1, k)
-    suffix = lookup(trie, words[:, 1:])
-    prefix = lookup(trie, words[:, :-1])
-    missing = np.nonzero((suffix < 0) | (prefix < 0))[0]
+    trie, order, missing = extend(trie, words, np.zeros(len(words), np.int64))
     if len(missing):
       gram = " ".join(vocab.decode(words[missing[0]]))
       raise ArpaError(f"{path}: {k}-gram {gram!r} lacks its ({k - 1})-gram prefix or suffix; "
                       "lm_jax needs ARPA files closed under both, as KenLM and SRILM write them.")
-    order = np.lexsort((words[:, 0], suffix))
-    prev = trie.sizes()[-1]
-    o = Order(suffix=suffix[order].astype(np.int32), first=words[order, 0].astype(np.int32),
-              prefix=prefix[order].astype(np.int32), count=np.zeros(len(order), np.int64),
-              child_start=link_children(suffix[order], prev))
-    trie = Counts(size, vocab.bos_id, trie.unigram, trie.orders + (o,))
     logps.append(_ln(cols[0], path)[order])
     logbows.append(_ln(cols[k + 1], path)[order])
   return NGramLM(vocab, "arpa", trie, Tables(tuple(logps), tuple(logbows)))

@@ -124,22 +124,32 @@ def count_tables(tokens: TokenArray, order: int, vocab_size: int,
   return c.unigram, [(c.words(k), o.count) for k, o in enumerate(c.orders, start=2)]
 
 
+def extend(counts: Counts, words_MxK: np.ndarray, count: np.ndarray) -> tuple[Counts, np.ndarray, np.ndarray]:
+  """``counts`` with one more order built from n-gram rows in any order.
+
+  Returns the extended trie, the permutation that put the rows into trie order
+  (for arrays aligned with them), and the rows whose (k-1)-gram suffix or prefix
+  is missing; the trie is only valid when that last array is empty.
+  """
+  suffix, prefix = lookup(counts, words_MxK[:, 1:]), lookup(counts, words_MxK[:, :-1])
+  missing = np.nonzero((suffix < 0) | (prefix < 0))[0]
+  first = words_MxK[:, 0].astype(np.int64)
+  perm = np.argsort(suffix * counts.vocab_size + first, kind="stable")  # count_ngrams' key order
+  suffix = suffix[perm].astype(np.int32)
+  o = Order(suffix=suffix, first=first[perm].astype(np.int32), prefix=prefix[perm].astype(np.int32),
+            count=np.asarray(count)[perm].astype(np.int64),
+            child_start=link_children(suffix, counts.sizes()[-1]))
+  return dataclasses.replace(counts, orders=counts.orders + (o,)), perm, missing
+
+
 def from_tables(unigram: np.ndarray, tables: list[tuple[np.ndarray, np.ndarray]],
                 vocab_size: int, bos_id: int) -> Counts:
   """The suffix trie ``count_ngrams`` builds, from exact per-order (words, count) tables."""
   counts = Counts(vocab_size=vocab_size, bos_id=bos_id, unigram=unigram, orders=())
-  num_prev = vocab_size
   for words_MxK, count in tables:
     # Every suffix and prefix of a counted n-gram was counted one order down.
-    suffix, prefix = lookup(counts, words_MxK[:, 1:]), lookup(counts, words_MxK[:, :-1])
-    first = words_MxK[:, 0].astype(np.int64)
-    order = np.argsort(suffix * vocab_size + first, kind="stable")  # count_ngrams' key order
-    suffix = suffix[order].astype(np.int32)
-    o = Order(suffix=suffix, first=first[order].astype(np.int32),
-              prefix=prefix[order].astype(np.int32), count=count[order].astype(np.int64),
-              child_start=link_children(suffix, num_prev))
-    counts = dataclasses.replace(counts, orders=counts.orders + (o,))
-    num_prev = o.size
+    counts, _, missing = extend(counts, words_MxK, count)
+    assert not len(missing), "a counted n-gram's suffix or prefix was not counted"
   return counts
 
 
@@ -163,16 +173,8 @@ def count_ngrams_sharded(shards: Iterable[TokenArray], order: int, vocab_size: i
 
 
 def find(counts: Counts, ngram: tuple[int, ...]) -> int:
-  """The id of one n-gram at its order, or -1 (host-side lookup for a few n-grams)."""
-  node = int(ngram[-1])
-  for k, word in enumerate(reversed(ngram[:-1]), start=2):
-    o = counts.orders[k - 2]
-    lo, hi = o.child_start[node], o.child_start[node + 1]
-    j = lo + np.searchsorted(o.first[lo:hi], word)
-    if j >= hi or o.first[j] != word:
-      return -1
-    node = int(j)
-  return node
+  """The id of one n-gram at its order, or -1."""
+  return int(lookup(counts, np.asarray([ngram]))[0])
 
 
 def lookup(counts: Counts, words_MxK: np.ndarray) -> np.ndarray:
