@@ -26,7 +26,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.train = ml_collections.ConfigDict(dict(
       batch_size=20, seq_len=35, num_epochs=13, num_steps=config_dict.placeholder(int),
       carry_state=True, loss_normalizer="sequences", log_every_steps=100,
-      checkpoint_every_steps=1000, keep_checkpoints=2, eval_every_epochs=1))
+      checkpoint_every_steps=1000, keep_checkpoints=2, eval_every_epochs=1,
+      eval_every_steps=config_dict.placeholder(int)))
   c.optim = ml_collections.ConfigDict(dict(
       name="sgd", learning_rate=1.0, momentum=0.0, b1=0.9, b2=0.999, eps=1e-8,
       weight_decay=0.0, clip_norm=5.0, schedule="constant", decay_rate=0.5,

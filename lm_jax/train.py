@@ -56,6 +56,7 @@ class TrainConfig:
   checkpoint_every_steps: int = 1000  # and at every epoch end
   keep_checkpoints: int = 2
   eval_every_epochs: int = 1
+  eval_every_steps: int | None = None  # also evaluate valid every this many steps (learning curves)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,8 +80,9 @@ def parse_config(config: ml_collections.ConfigDict) -> RunSpec:
                "checkpoint_every_steps", "keep_checkpoints", "eval_every_epochs"):
     if getattr(train, name) < 1:
       raise ConfigError(f"train.{name} must be >= 1, got {getattr(train, name)}.")
-  if train.num_steps is not None and train.num_steps < 1:
-    raise ConfigError(f"train.num_steps must be >= 1 (or None for num_epochs), got {train.num_steps}.")
+  for name in ("num_steps", "eval_every_steps"):
+    if getattr(train, name) is not None and getattr(train, name) < 1:
+      raise ConfigError(f"train.{name} must be >= 1 (or None), got {getattr(train, name)}.")
   check_types("eval", {"batch_size": config.eval.batch_size, "dump_tokens": config.eval.dump_tokens},
               {"batch_size": int, "dump_tokens": bool})
   check_types("", {"seed": config.seed}, {"seed": int})
@@ -252,6 +254,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
   ``stop_after`` checkpoints and returns ``{}`` once that step is done, as a preempted job would.
   """
+  t_start = time.perf_counter()  # elapsed_s counts from here: data loading and compilation included.
   parallel.initialize_distributed()  # Before any computation: every process joins one mesh.
   spec = parse_config(config)
   mesh = parallel.make_mesh()
@@ -282,7 +285,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   run_eval = lambda params, split: evaluate(params, splits[split], split, spec.model,
                                             spec.eval_batch_size, t.seq_len, mesh)
   step, timing, first_call = int(parallel.fetch(state.step)), {}, True
-  t_start = t_last = time.perf_counter()
+  t_last = time.perf_counter()
   step_last = step
   try:
     with ckpt_lib.Preemption() as preempt:
@@ -312,13 +315,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
           state = state.replace(acc=parallel.put_tree(
               {**_fresh_acc(), "bad_step": state.acc["bad_step"]}, parallel.replicated(mesh)))
           timing, t_last, step_last = {}, now, step
-        if epoch_end and (step // spe) % t.eval_every_epochs == 0:
+        epoch_eval = epoch_end and (step // spe) % t.eval_every_epochs == 0
+        if epoch_eval or (t.eval_every_steps and step % t.eval_every_steps == 0):
           tic = time.perf_counter()
           res = run_eval(state.params, "valid")
-          writer.write({**res.record(), "step": step, "epoch": step // spe})
-          logging.info("epoch %d: valid perplexity %.2f", step // spe, res.perplexity)
-          plateau = optim.plateau_update(spec.optim, state.plateau, res.nll / res.tokens)
-          state = state.replace(plateau=parallel.put_tree(plateau, parallel.replicated(mesh)))
+          writer.write({**res.record(), "step": step, "epoch": step / spe,
+                        "elapsed_s": time.perf_counter() - t_start})
+          logging.info("step %d (epoch %.2f): valid perplexity %.2f, %.4f nats/token", step,
+                       step / spe, res.perplexity, res.nll / res.tokens)
+          if epoch_eval:  # Plateau schedules look at epoch ends only.
+            plateau = optim.plateau_update(spec.optim, state.plateau, res.nll / res.tokens)
+            state = state.replace(plateau=parallel.put_tree(plateau, parallel.replicated(mesh)))
           t_last += time.perf_counter() - tic  # Steps/s measures training only.
         if epoch_end or step % t.checkpoint_every_steps == 0 or step == total or stop:
           _raise_if_nonfinite(jax.tree.map(parallel.fetch, state.acc), ckpt)
@@ -333,6 +340,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       logp = token_logprobs(state.params, tokens, spec.model, spec.eval_batch_size, t.seq_len, mesh)
       res = results[split] = from_token_logprobs(split, logp, tokens.oov, tokens.num_sentences)
       writer.write({**res.record(), "step": step, "epoch": step / spe, "final": True,
+                    "elapsed_s": time.perf_counter() - t_start,
                     "vocab_hash": vocab.hash, "carry_state": t.carry_state,
                     "reset_at_eos": spec.model.reset_at_eos})
       logging.info("final %s perplexity %.2f (%d tokens, %d OOVs)", split, res.perplexity,
