@@ -317,6 +317,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
           timing, t_last, step_last = {}, now, step
         epoch_eval = epoch_end and (step // spe) % t.eval_every_epochs == 0
         if epoch_eval or (t.eval_every_steps and step % t.eval_every_steps == 0):
+          jax.block_until_ready(state.step)  # Queued train steps count as training time.
           tic = time.perf_counter()
           res = run_eval(state.params, "valid")
           writer.write({**res.record(), "step": step, "epoch": step / spe,

@@ -130,6 +130,19 @@ def test_resume_equals_uninterrupted(tmp_path):
   assert strip_timing(read_metrics(str(tmp_path / "split" / "metrics.jsonl"))) == strip_timing(a)
 
 
+def test_eval_every_steps_writes_valid_points_with_wall_time(tmp_path):
+  config = tiny(train__eval_every_steps=6)
+  train.train_and_evaluate(config, str(tmp_path))
+  records = read_metrics(str(tmp_path / "metrics.jsonl"))
+  points = [r for r in records if r.get("split") == "valid" and not r.get("final")]
+  assert [r["step"] for r in points] == [6, 12]  # 12 steps: no epoch ends in between
+  assert points[0]["nll"] != points[1]["nll"] and all(math.isfinite(r["nll"]) for r in points)
+  final = next(r for r in records if r.get("final") and r["split"] == "valid")
+  assert final["nll"] == points[1]["nll"]  # The same params at step 12: an ordinary evaluation.
+  elapsed = [r["elapsed_s"] for r in points] + [final["elapsed_s"]]
+  assert elapsed == sorted(elapsed) and elapsed[0] > 0
+
+
 def test_nonfinite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
   from lm_jax.checkpoint import Checkpointer
   config = tiny(optim__learning_rate=1e30, optim__clip_norm=0.0, train__checkpoint_every_steps=1,
@@ -165,6 +178,7 @@ def test_manual_bptt_step_matches_autodiff(pydoc):
     ("optim__name", "adagrad", "optim.name"),
     ("train__batch_size", 0, "train.batch_size"),
     ("eval__batch_size", 0, "eval.batch_size"),
+    ("train__eval_every_steps", 0, "train.eval_every_steps"),
 ])
 def test_parse_config_rejects_bad_values(key, value, message):
   with pytest.raises(ConfigError, match=message):

@@ -18,7 +18,9 @@ output, between layers and before the softmax (Zaremba et al. 2014, Sec. 3).
 
 Each layer's input projection ``x @ W_x`` is one matmul over the whole segment;
 only ``h @ W_h`` runs inside the scan, which steps through time (never a Python
-loop over time).  The carry is a list with one dict per layer: ``{"h"}`` or, for
+loop over time).  The LSTM's scan has a hand-written backward pass
+(``lm_jax.models.lstm_scan``: the W_h gradient as one matmul after the loop);
+with ``model.remat`` it uses the plain scan and ``jax.checkpoint``.  The carry is a list with one dict per layer: ``{"h"}`` or, for
 the LSTM, ``{"h", "c"}``.
 """
 
@@ -28,6 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from lm_jax.models import ModelConfig, dropout, init_output, output_logits, uniform
+from lm_jax.models.lstm_scan import lstm_scan
 
 _GATES = {"elman": 1, "lstm": 4, "gru": 3}
 
@@ -96,6 +99,9 @@ def run_layer(layer: dict, carry: dict, x_BxTxD, reset_BxT, cfg: ModelConfig):
   """Unrolls one layer over the segment with ``lax.scan``; returns (carry, h_BxTxH)."""
   xw_TxBxG = jnp.swapaxes(input_projection(layer, x_BxTxD, cfg.kind), 0, 1)
   reset_TxB = None if reset_BxT is None else reset_BxT.T
+  if cfg.kind == "lstm" and not cfg.remat:  # The same function, with a hand-written backward pass.
+    h_TxBxH, h, c = lstm_scan(layer["W_h"], xw_TxBxG, carry["h"], carry["c"], reset_TxB, cfg.unroll)
+    return {"h": h, "c": c}, jnp.swapaxes(h_TxBxH, 0, 1)
 
   def body(c, xs):
     xw_BxG, reset_B = xs
