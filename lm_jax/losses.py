@@ -1,11 +1,16 @@
 """Cross-entropy as sums and counts; dividing happens once, at the end (lm_jax.evaluation).
 
-``sum_nll`` (training) differentiates through ``_nll_NxV``, a cross-entropy with a
-hand-written backward pass, ``softmax(logits) - onehot(target)``, on the logits
-flattened to [N, V].  It is the same function as ``token_nll``; the explicit form
-keeps XLA's CPU backend on its fast reduction path (log_softmax's autodiff over a
-[B, T, V] array ran about 10 ms slower per PTB-sized step here).  Tests check values
-and gradients against ``jax.grad`` of ``token_nll``.
+Training differentiates through functions with hand-written backward passes,
+checked against ``jax.grad`` of ``token_nll`` (tests/test_losses.py):
+
+- ``output_sum_nll(h, W, b, targets)``: the softmax layer and the cross-entropy in
+  one function.  Its forward pass reads the [N, V] logits once (the log-sum-exp;
+  the target's logit is ``h · W[:, target] + b[target]``), which lets XLA's CPU
+  backend fuse the reduction with the matmul; the backward pass is
+  ``d = softmax - onehot``, ``∂W = hᵀ d``, ``∂h = d Wᵀ``, ``∂b = Σ d``.
+- ``sum_nll(logits, targets)``: the same cross-entropy from given logits, on the
+  logits flattened to [N, V] (autodiff of log_softmax over [B, T, V] kept XLA's
+  CPU backend on a slower reduction path).
 """
 
 from __future__ import annotations
@@ -57,3 +62,37 @@ def sum_nll(logits_BxTxV, targets_BxT, weights_BxT=None):
     return nll_BxT.sum(), jnp.asarray(nll_BxT.size, jnp.float32)
   # where(), not a product: a padded position's nll must not leak a NaN or inf into the sum.
   return jnp.where(weights_BxT > 0, nll_BxT * weights_BxT, 0.0).sum(), weights_BxT.sum()
+
+
+def _output_fwd_parts(h_NxH, w_HxV, b_V, targets_N):
+  logits_NxV = h_NxH @ w_HxV + b_V
+  m_Nx1 = jax.lax.stop_gradient(logits_NxV.max(axis=-1, keepdims=True))
+  lse_N = jnp.log(jnp.exp(logits_NxV - m_Nx1).sum(axis=-1)) + m_Nx1[:, 0]
+  # The target's logit from W's column, not from the logits: they stay single-use.
+  picked_N = (h_NxH * jnp.take(w_HxV, targets_N, axis=1).T).sum(-1) + b_V[targets_N]
+  return logits_NxV, lse_N, lse_N - picked_N
+
+
+@jax.custom_vjp
+def _output_nll(h_NxH, w_HxV, b_V, targets_N):
+  return _output_fwd_parts(h_NxH, w_HxV, b_V, targets_N)[2]
+
+
+def _output_fwd(h_NxH, w_HxV, b_V, targets_N):
+  logits_NxV, lse_N, nll_N = _output_fwd_parts(h_NxH, w_HxV, b_V, targets_N)
+  return nll_N, (h_NxH, w_HxV, logits_NxV, lse_N, targets_N)
+
+
+def _output_bwd(res, g_N):
+  h_NxH, w_HxV, logits_NxV, lse_N, targets_N = res
+  d_NxV = _nll_bwd((logits_NxV, lse_N, targets_N), g_N)[0]  # (softmax - onehot) * g
+  return d_NxV @ w_HxV.T, h_NxH.T @ d_NxV, d_NxV.sum(0), None
+
+
+_output_nll.defvjp(_output_fwd, _output_bwd)
+
+
+def output_sum_nll(h_BxTxH, w_HxV, b_V, targets_BxT):
+  """``Σ -ln softmax(h W + b)[target]`` over every position (float32)."""
+  h_NxH = h_BxTxH.astype(jnp.float32).reshape(-1, h_BxTxH.shape[-1])
+  return _output_nll(h_NxH, w_HxV, b_V, targets_BxT.reshape(-1)).sum()

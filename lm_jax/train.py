@@ -34,7 +34,7 @@ from lm_jax.config_fields import check_types, freeze
 from lm_jax.errors import ConfigError, NonFiniteLossError
 from lm_jax.evaluation import EvalResult, from_token_logprobs, write_token_dump
 from lm_jax.metric_writer import MetricWriter
-from lm_jax.models import Model, ModelConfig, get_model, model_config
+from lm_jax.models import Model, ModelConfig, get_model, model_config, output_weights
 from lm_jax.rundir import ensure_writable, write_run_info
 
 # Wall-clock fields of training records; every other field is a function of config + seed.
@@ -167,8 +167,9 @@ def train_step(state: TrainState, data: dict, *, model_cfg: ModelConfig,
     if cfg.grad == "manual":
       sum_nll, new_carry = _manual_sum_nll(params, carry, inputs_BxT, targets_BxT, cfg)
     else:
-      logits_BxTxV, new_carry = model.apply(params, carry, inputs_BxT, cfg, rng=rng, train=True)
-      sum_nll, _ = losses.sum_nll(logits_BxTxV, targets_BxT)
+      h_BxTxH, new_carry = model.apply(params, carry, inputs_BxT, cfg, rng=rng, train=True,
+                                       hidden=True)
+      sum_nll = losses.output_sum_nll(h_BxTxH, *output_weights(params, cfg), targets_BxT)
     return sum_nll / normalizer, (sum_nll, new_carry)
 
   (_, (sum_nll, new_carry)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)

@@ -42,3 +42,17 @@ def test_sum_nll_is_finite_for_extreme_logits():
   assert float(value) == pytest.approx(2e4, rel=1e-6)  # lse = 1e4, picked = -1e4
   assert bool(jnp.isfinite(grad).all())
   np.testing.assert_allclose(grad[0, 0], [1.0, -1.0, 0.0], atol=1e-6)
+
+
+@pytest.mark.parametrize("n,h,v", [(6, 4, 9), (35, 16, 66), (1, 3, 2)])
+def test_output_sum_nll_matches_autodiff_of_the_softmax_layer(n, h, v):
+  ks = jax.random.split(jax.random.PRNGKey(n * v), 4)
+  h_BxTxH = jax.random.normal(ks[0], (1, n, h))
+  w, b = jax.random.normal(ks[1], (h, v)), jax.random.normal(ks[2], (v,))
+  targets = jax.random.randint(ks[3], (1, n), 0, v)
+  ours = jax.value_and_grad(losses.output_sum_nll, argnums=(0, 1, 2))(h_BxTxH, w, b, targets)
+  ref = jax.value_and_grad(lambda x, w, b: reference_sum(x @ w + b, targets),
+                           argnums=(0, 1, 2))(h_BxTxH, w, b)
+  np.testing.assert_allclose(ours[0], ref[0], rtol=1e-5)
+  for name, g, r in zip(("h", "W", "b"), ours[1], ref[1]):
+    np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-5, err_msg=name)

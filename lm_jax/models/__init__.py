@@ -4,7 +4,9 @@ Every model family exposes the same three functions, bundled as a ``Model``:
 
 - ``init(rng, cfg) -> params``
 - ``init_carry(cfg, batch_size) -> carry`` (the state passed between segments)
-- ``apply(params, carry, inputs_BxT, cfg, *, rng=None, train=False) -> (logits_BxTxV, carry)``
+- ``apply(params, carry, inputs_BxT, cfg, *, rng=None, train=False, hidden=False) -> (logits_BxTxV, carry)``
+  (``hidden=True``: the softmax layer's input ``h_BxTxH`` instead of the logits, for
+  ``losses.output_sum_nll``)
 
 ``inputs_BxT`` is the lm_jax input stream (``<s>`` where a sentence starts,
 see ``lm_jax.data.batching``), ``V`` is ``cfg.out_vocab`` (every id but ``<s>``).
@@ -136,8 +138,19 @@ def init_output(key, cfg: ModelConfig) -> dict:
   return out
 
 
-def output_logits(params: dict, h_BxTxH, cfg: ModelConfig):
-  """``h @ W_o + b_o``; tied: ``h @ embed[:V_out].T + b_o`` (``<s>``'s row is input-only)."""
+def output_weights(params: dict, cfg: ModelConfig):
+  """``(W_HxV, b_V)`` of the softmax layer; tied: ``embed[:V_out].T`` (``<s>``'s row is input-only)."""
   if cfg.tie_weights:
-    return h_BxTxH @ params["embed"][:cfg.out_vocab].T + params["b_o"]
-  return h_BxTxH @ params["W_o"] + params["b_o"]
+    return params["embed"][:cfg.out_vocab].T, params["b_o"]
+  return params["W_o"], params["b_o"]
+
+
+def output_logits(params: dict, h_BxTxH, cfg: ModelConfig):
+  """``h @ W_o + b_o`` (see ``output_weights``)."""
+  w_HxV, b_V = output_weights(params, cfg)
+  return h_BxTxH @ w_HxV + b_V
+
+
+def output(params: dict, h_BxTxH, cfg: ModelConfig, hidden: bool):
+  """What ``apply`` returns: the logits, or with ``hidden=True`` the softmax layer's input."""
+  return h_BxTxH if hidden else output_logits(params, h_BxTxH, cfg)

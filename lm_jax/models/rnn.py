@@ -29,7 +29,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from lm_jax.models import ModelConfig, dropout, init_output, output_logits, uniform
+from lm_jax.models import ModelConfig, dropout, init_output, output, uniform
 from lm_jax.models.lstm_scan import lstm_scan
 
 _GATES = {"elman": 1, "lstm": 4, "gru": 3}
@@ -117,7 +117,7 @@ def run_layer(layer: dict, carry: dict, x_BxTxD, reset_BxT, cfg: ModelConfig):
 
 
 def apply(params: dict, carry: list[dict], inputs_BxT, cfg: ModelConfig, *,
-          rng=None, train: bool = False):
+          rng=None, train: bool = False, hidden: bool = False):
   """Logits over the predictable ids for every position, and the carry after the segment."""
   use_dropout = train and cfg.dropout > 0
   keys = jax.random.split(rng, cfg.num_layers + 1) if use_dropout else [None] * (cfg.num_layers + 1)
@@ -128,4 +128,4 @@ def apply(params: dict, carry: list[dict], inputs_BxT, cfg: ModelConfig, *,
     c, h_BxTxH = run_layer(layer, c, x_BxTxD, reset_BxT, cfg)
     x_BxTxD = dropout(h_BxTxH, cfg.dropout, key, train)
     new_carry.append(c)
-  return output_logits(params, x_BxTxD, cfg), new_carry
+  return output(params, x_BxTxD, cfg, hidden), new_carry

@@ -21,7 +21,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from lm_jax.models import ModelConfig, dropout, init_output, output_logits, uniform
+from lm_jax.models import ModelConfig, dropout, init_output, output, uniform
 
 
 def init(rng, cfg: ModelConfig) -> dict:
@@ -55,7 +55,7 @@ def windows(history_BxC, inputs_BxT, bos_id: int):
 
 
 def apply(params: dict, carry: dict, inputs_BxT, cfg: ModelConfig, *,
-          rng=None, train: bool = False):
+          rng=None, train: bool = False, hidden: bool = False):
   """Logits over the predictable ids for every position, and the new history."""
   ctx_BxTxC, history_BxC = windows(carry["history"], inputs_BxT, cfg.bos_id)
   b, t = inputs_BxT.shape
@@ -64,4 +64,4 @@ def apply(params: dict, carry: dict, inputs_BxT, cfg: ModelConfig, *,
   e_BxTxCE = dropout(e_BxTxCE, cfg.dropout, k_e, train)
   act = jnp.tanh if cfg.activation == "tanh" else jax.nn.sigmoid
   h_BxTxH = dropout(act(e_BxTxCE @ params["W_h"] + params["b_h"]), cfg.dropout, k_h, train)
-  return output_logits(params, h_BxTxH, cfg), {"history": history_BxC}
+  return output(params, h_BxTxH, cfg, hidden), {"history": history_BxC}
