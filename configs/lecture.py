@@ -1,6 +1,6 @@
 """The lecture in one command: counting models, neural models, perplexity, samples.
 
-Embedded corpus (no download; 98 s measured on a 2-core CPU)::
+Embedded corpus (no download; 39 s measured on a 2-core CPU)::
 
   python -m experiments.lecture --workdir=/tmp/lecture
 
@@ -37,7 +37,7 @@ def get_config(arg: str = "pydoc") -> ml_collections.ConfigDict:
       "orders": (1, 2, 3, 4, 5),
       "smoothings": ("mle", "laplace", "katz", "kneser_ney", "modified_kneser_ney"),
   })
-  # Sized for the ~45k-token embedded corpus: about a minute per network on 2 cores.
+  # Sized for the ~45k-token embedded corpus: 10-20 s per network on 2 cores.
   train = {"batch_size": 16, "seq_len": 35, "num_epochs": 20, "log_every_steps": 50,
            "checkpoint_every_steps": 10_000, "loss_normalizer": "tokens"}
   optim = {"name": "adam", "learning_rate": 3e-3, "clip_norm": 1.0, "schedule": "constant"}
