@@ -1,6 +1,6 @@
 """The lecture in one command: counting models, neural models, perplexity, samples.
 
-Embedded corpus (no download; 39 s measured on a 2-core CPU)::
+Embedded corpus (no download; 42 s measured on a 2-core CPU)::
 
   python -m experiments.lecture --workdir=/tmp/lecture
 
