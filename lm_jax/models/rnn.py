@@ -20,8 +20,8 @@ Each layer's input projection ``x @ W_x`` is one matmul over the whole segment;
 only ``h @ W_h`` runs inside the scan, which steps through time (never a Python
 loop over time).  The LSTM's scan has a hand-written backward pass
 (``lm_jax.models.lstm_scan``: the W_h gradient as one matmul after the loop);
-with ``model.remat`` it uses the plain scan and ``jax.checkpoint``.  The carry is a list with one dict per layer: ``{"h"}`` or, for
-the LSTM, ``{"h", "c"}``.
+with ``model.remat`` it uses the plain scan and ``jax.checkpoint``.  The carry
+is a list with one dict per layer: ``{"h"}`` or, for the LSTM, ``{"h", "c"}``.
 """
 
 from __future__ import annotations
