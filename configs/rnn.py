@@ -20,8 +20,8 @@ Presets (runtimes on a 2-core CPU; perplexities are PTB test, lm_jax convention)
   82.7 test). A GPU/TPU batch job; not measured here.
 - ``char_shakespeare``: 2x384 character LSTM on Tiny Shakespeare (90/5/5 split),
   embedding 128, dropout 0.25, 100-step BPTT, batch 16, Adam 5e-3 with a cosine decay
-  over 16 epochs, a validation point every 100 steps. Measured: valid 1.342 nats/char
-  (1.936 bits), test 1.518 nats/char, 21 min on an idle 2-core CPU; below 1.50 from
+  over 16 epochs, a validation point every 100 steps. Measured: valid 1.350 nats/char
+  (1.948 bits), test 1.500 nats/char, 21 min on an idle 2-core CPU; below 1.50 from
   step 1700 (epoch 2.7, 3.5 min) on. At equal wall time it is below nanoGPT's CPU configuration
   evaluated on the same validation text at every one of nanoGPT's evaluations
   (experiments/results/char_shakespeare.json).
