@@ -50,12 +50,12 @@ def _forward(W_h, xw_TxBxG, h0_BxH, c0_BxH, reset_TxB, unroll):
     c_new = f * c + i * g
     tc = jnp.tanh(c_new)
     h_new = o * tc
-    # Saved per step: the state the step started from, its gates and tanh c(t).
-    return (h_new, c_new), (h_new, h, c, jnp.concatenate([i, f, g, o], -1), tc)
+    # Saved per step: the cell state the step started from, its gates and tanh c(t).
+    return (h_new, c_new), (h_new, c, jnp.concatenate([i, f, g, o], -1), tc)
 
-  (hT, cT), (h_TxBxH, hprev, cprev, gates, tc) = jax.lax.scan(
+  (hT, cT), (h_TxBxH, cprev, gates, tc) = jax.lax.scan(
       body, (h0_BxH, c0_BxH), (xw_TxBxG, reset_TxB), unroll=unroll)
-  return (h_TxBxH, hT, cT), (hprev, cprev, gates, tc)
+  return (h_TxBxH, hT, cT), (cprev, gates, tc)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(5,))
@@ -66,11 +66,11 @@ def lstm_scan(W_h, xw_TxBxG, h0_BxH, c0_BxH, reset_TxB, unroll: int = 1):
 
 def _fwd(W_h, xw_TxBxG, h0_BxH, c0_BxH, reset_TxB, unroll):
   out, saved = _forward(W_h, xw_TxBxG, h0_BxH, c0_BxH, reset_TxB, unroll)
-  return out, (W_h, reset_TxB, *saved)
+  return out, (W_h, reset_TxB, h0_BxH, out[0], *saved)
 
 
 def _bwd(unroll, res, cotangents):
-  W_h, reset_TxB, hprev_TxBxH, cprev_TxBxH, gates_TxBxG, tc_TxBxH = res
+  W_h, reset_TxB, h0_BxH, h_TxBxH, cprev_TxBxH, gates_TxBxG, tc_TxBxH = res
   dh_out_TxBxH, dhT_BxH, dcT_BxH = cotangents
   W_hT = W_h.T
 
@@ -90,7 +90,10 @@ def _bwd(unroll, res, cotangents):
   (dh0, dc0), dz_TxBxG = jax.lax.scan(
       body, (dhT_BxH, dcT_BxH), (dh_out_TxBxH, cprev_TxBxH, gates_TxBxG, tc_TxBxH, reset_TxB),
       reverse=True, unroll=unroll)
-  # hprev is the state each step multiplied by W_h (zeros after a reset).
+  # The state each step multiplied by W_h: h(t-1), zeros where a reset preceded the step.
+  hprev_TxBxH = jnp.concatenate([h0_BxH[None], h_TxBxH[:-1]], axis=0)
+  if reset_TxB is not None:
+    hprev_TxBxH = jnp.where(reset_TxB[..., None], 0.0, hprev_TxBxH)
   dW_h = jnp.einsum("tbh,tbg->hg", hprev_TxBxH, dz_TxBxG)  # One matmul over the whole segment.
   return dW_h, dz_TxBxG, dh0, dc0, None
 
