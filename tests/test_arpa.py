@@ -7,7 +7,8 @@ import pytest
 from lm_jax.data.tokens import encode_sentences
 from lm_jax.data.vocab import Vocab
 from lm_jax.errors import ArpaError
-from lm_jax.ngram.arpa import read_arpa, write_arpa
+from lm_jax.ngram.arpa import check_normalization, read_arpa, write_arpa
+from lm_jax.ngram.counts import lookup
 from lm_jax.ngram.model import NGramLM
 from tests.test_ngram_smoothing import zipf_corpus
 
@@ -37,10 +38,10 @@ def test_roundtrip_scores_identically(smoothing, tmp_path):
   for k in range(lm.order):  # The float64 tables themselves agree to rounding of ln <-> log10.
     w = lm.trie.words(k + 1)
     ids = back.vocab.encode(vocab.decode(w.ravel())).reshape(w.shape)
-    from lm_jax.ngram.counts import lookup
     j = lookup(back.trie, ids)
     finite = np.isfinite(lm.tables.logp[k])
-    np.testing.assert_allclose(back.tables.logp[k][j][finite], lm.tables.logp[k][finite], rtol=1e-14)
+    np.testing.assert_allclose(back.tables.logp[k][j][finite], lm.tables.logp[k][finite],
+                               rtol=1e-14)
 
 
 @pytest.mark.parametrize("smoothing", ["katz", "modified_kneser_ney", "laplace"])
@@ -54,6 +55,42 @@ def test_kenlm_reads_our_arpa_and_agrees(smoothing, tmp_path):
     words = [w if w in vocab.index else "<unk>" for w in s]
     ours = lm.sentence_logprob(words) / math.log(10)
     assert k.score(" ".join(words), bos=True, eos=True) == pytest.approx(ours, abs=1e-4)
+
+
+def test_char_level_roundtrip_with_whitespace_tokens(tmp_path):
+  # Characters a word-level reader would split at or drop (space, tab, CR, VT, FF, NEL, U+2028,
+  # NUL), and '<', 's', '>' which spell <s> when adjacent; every line is one sentence.
+  text = ["the cat sat on\tthe mat.\r", "a  b <s> </s> <unk>\\",
+          " x\x85y\u2028z\x0b\x0c\x00 \\end\\"]
+  sents = [list(t) for t in text * 3 + ["ab ba", " "]]
+  vocab = Vocab.build(sents, level="char")
+  assert " " in vocab.index and "\t" in vocab.index and "\x00" in vocab.index
+  lm = NGramLM.estimate(encode_sentences(vocab, sents), vocab, 4, "modified_kneser_ney",
+                        discount_fallback="0.5,1.0,1.5")
+  path = tmp_path / "char.arpa"
+  write_arpa(lm, str(path))
+  with open(path, encoding="utf-8", newline="") as f:  # newline="": keep "\r" tokens as they are.
+    written = f.read()
+  assert "\t \t" in written and "\t\t\t" in written  # The space and tab unigrams, written as is.
+  back = read_arpa(str(path), level="char")
+  assert back.vocab.level == "char" and set(back.vocab.tokens) == set(vocab.tokens)
+  assert back.trie.sizes() == lm.trie.sizes()
+  for k in range(1, lm.order + 1):  # Every entry: its probability and (if written) back-off.
+    w = lm.trie.words(k)
+    j = lookup(back.trie, back.vocab.encode(vocab.decode(w.ravel())).reshape(w.shape))
+    assert np.all(j >= 0)
+    want = lm.tables.logp[k - 1].copy()
+    if k == 1:
+      want[vocab.bos_id] = -math.inf  # Written as -99: <s> is never predicted.
+    np.testing.assert_allclose(back.tables.logp[k - 1][j], want, rtol=1e-14)
+    if k < lm.order:  # Back-off weights are written for contexts of a longer n-gram.
+      ctx = np.bincount(lm.trie.orders[k - 1].prefix, minlength=len(w)) > 0
+      np.testing.assert_allclose(back.tables.logbow[k - 1][j][ctx], lm.tables.logbow[k - 1][ctx],
+                                 rtol=1e-14)
+  held = [list(" a\tb<s>\r \x00"), list("the  mat")]
+  np.testing.assert_allclose(back.token_logprobs(encode_sentences(back.vocab, held)),
+                             lm.token_logprobs(encode_sentences(vocab, held)), rtol=0, atol=1e-6)
+  assert check_normalization(str(path), level="char") == pytest.approx(1.0, abs=1e-12)
 
 
 def test_malformed_files(tmp_path):
