@@ -15,24 +15,12 @@ modified KN), ``ptb`` (5-gram modified KN), ``shakespeare`` (character 7-gram).
 
 import ml_collections
 
-from lm_jax.data.pipeline import data_config
+from lm_jax import spec
 
 
 def get_config(arg: str = "default") -> ml_collections.ConfigDict:
-  c = ml_collections.ConfigDict()
-  c.order = 3
-  c.smoothing = "modified_kneser_ney"  # mle, add_k, laplace, katz, kneser_ney, modified_kneser_ney, stupid_backoff
-  c.k = 1.0                            # add_k's k (Lidstone); laplace forces 1
-  c.discount_fallback = ml_collections.FieldReference(None, field_type=str)  # e.g. "0.5,1.0,1.5"
-  c.kn_statistics = "lmplz"            # "lmplz": discounts exactly as lmplz; "exact": Chen & Goodman
-  c.stupid_backoff_alpha = 0.4         # 1.0 is the lecture's simplified back-off rule
-  c.seed = 0
-  c.data = data_config()
-  c.write_arpa = False
-  c.dump_tokens = False                # per-token log-probabilities as DIR/{valid,test}.tokens.tsv
-  c.num_samples = 3
-  c.max_sample_len = 60
-  c.temperature = 1.0
+  """Fields and defaults: ``lm_jax.spec.NGramSpec`` (3-gram modified Kneser-Ney, embedded corpus)."""
+  c = spec.as_config(spec.NGramSpec())
   if arg == "ptb":
     c.order = 5
     c.data.name = "ptb"

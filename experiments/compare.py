@@ -4,7 +4,7 @@ from absl import flags
 
 from lm_jax import cli, compare
 
-_PLOT = flags.DEFINE_string("plot", "compare.png", "PNG of learning curves ('' for none).")
+_PLOT = flags.DEFINE_string("plot", None, "Write a PNG of the learning curves to this path.")
 _ALLOW = flags.DEFINE_bool("allow_mismatch", False,
                            "Compare runs even if their vocabulary or corpus checksums differ.")
 _OUT = flags.DEFINE_string("output", None, "Also write the markdown table to this file.")
@@ -16,8 +16,7 @@ def main(argv):
   report = compare.compare(argv[1:], allow_mismatch=_ALLOW.value, plot_path=_PLOT.value or None)
   print(report)
   if _OUT.value:
-    with open(_OUT.value, "w", encoding="utf-8") as f:
-      f.write(report + "\n")
+    compare.write_report(_OUT.value, report)
 
 
 if __name__ == "__main__":

@@ -5,18 +5,28 @@ PRNG key, RNN carry, plateau state) and ``meta`` (JSON: the config that shaped
 the run, the vocabulary hash and every parameter's shape).  ``restore`` reads
 ``meta`` first and refuses -- with a diff -- a checkpoint written by a different
 model, config or vocabulary, instead of loading part of it (orbax #2972).
+
+Every completed save is hashed (sha256 of each file, in ``WORKDIR/checksums.json``).
+Opening the checkpoints verifies them: a damaged or unhashed step (a flipped
+byte, a truncated file, a save killed before its hash was written) is moved to
+``WORKDIR/corrupt_checkpoints/`` with a warning naming it, and the run resumes
+from the newest intact step; if no step is intact the run stops, saying so.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import os
+import resource
+import shutil
 import signal
 import threading
+import time
 from typing import Any
 
 import jax
-import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
@@ -32,12 +42,10 @@ RESUMABLE_KEYS = frozenset({
     "train.log_every_steps", "train.checkpoint_every_steps", "train.keep_checkpoints",
     "eval.dump_tokens", "data.dir", "data.download",
 })
-# Keys that older checkpoints did not record (they were resumable then): a
-# checkpoint without them restores; one that records a different value does not.
-UNRECORDED_BEFORE = frozenset({"config.eval.batch_size"})
+CHECKSUMS = "checksums.json"
 
 
-def flat_config(config: ml_collections.ConfigDict) -> dict[str, Any]:
+def flat_config(config: dict) -> dict[str, Any]:
   """``{"model.hidden_dim": 200, ...}`` with JSON values, minus the resumable keys."""
   out = {}
 
@@ -49,7 +57,7 @@ def flat_config(config: ml_collections.ConfigDict) -> dict[str, Any]:
       elif key not in RESUMABLE_KEYS:
         out[key] = v
 
-  walk("", config.to_dict())
+  walk("", config)
   return json.loads(json.dumps(out, default=str))  # Tuples become lists, as they come back.
 
 
@@ -60,7 +68,7 @@ def param_shapes(params) -> dict[str, str]:
           f"{np.dtype(x.dtype).name}[{','.join(map(str, x.shape))}]" for path, x in leaves}
 
 
-def run_meta(config: ml_collections.ConfigDict, vocab: Vocab, params,
+def run_meta(config: dict, vocab: Vocab, params,
              corpus_checksums: dict | None = None) -> dict:
   """What a checkpoint must agree on with the run that restores it.
 
@@ -85,41 +93,116 @@ def diff_meta(saved: dict, current: dict) -> list[str]:
   for section in ("config", "params"):
     a, b = saved.get(section, {}), current.get(section, {})
     for k in sorted(set(a) | set(b)):
-      if k not in a and f"{section}.{k}" in UNRECORDED_BEFORE:
-        continue
       if a.get(k, "<absent>") != b.get(k, "<absent>"):
         lines.append(f"{section} {k}: {a.get(k, '<absent>')!r} (checkpoint) != "
                      f"{b.get(k, '<absent>')!r} (this run)")
   return lines
 
 
+def _file_hashes(step_dir: str) -> dict[str, str]:
+  out = {}
+  for root, _, files in os.walk(step_dir):
+    for name in files:
+      path = os.path.join(root, name)
+      h = hashlib.sha256()
+      with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+          h.update(block)
+      out[os.path.relpath(path, step_dir)] = h.hexdigest()
+  return dict(sorted(out.items()))
+
+
+def _damage(step_dir: str, saved: dict[str, str] | None) -> str | None:
+  """Why ``step_dir`` is not intact, or None."""
+  if saved is None:
+    return "no checksum: its save did not complete"
+  now = _file_hashes(step_dir)
+  for name in sorted(set(saved) | set(now)):
+    if name not in now:
+      return f"{name} is missing"
+    if saved.get(name) != now[name]:
+      return f"{name} changed after it was saved" if name in saved else f"{name} was added"
+  return None
+
+
 class Checkpointer:
   """``WORKDIR/checkpoints``: save every so often, keep the latest ``keep``, restore strictly."""
 
-  def __init__(self, workdir: str, keep: int = 2, read_only: bool = False):
-    self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+  def __init__(self, workdir: str, keep: int = 2, primary: bool = True):
+    self.workdir = os.path.abspath(workdir)
+    self.directory = os.path.join(self.workdir, "checkpoints")
+    self.primary = primary
+    if primary:
+      self._verify()
     options = ocp.CheckpointManagerOptions(
-        preservation_policy=ocp.checkpoint_managers.LatestN(keep), create=not read_only,
-        read_only=read_only,
+        preservation_policy=ocp.checkpoint_managers.LatestN(keep), create=True,
         # Saves write STEP.orbax-checkpoint-tmp-* and rename it when complete, so a killed
         # save never replaces the last good step; its leftover is removed here.
-        cleanup_tmp_directories=not read_only)
+        cleanup_tmp_directories=True,
+        # Saves are hashed at once anyway; synchronous saves fail in one place, not in threads.
+        enable_async_checkpointing=False)
     self.manager = ocp.CheckpointManager(self.directory, item_names=("state", "meta"),
                                          options=options)
+
+  def _checksums(self) -> dict[str, dict[str, str]]:
+    try:
+      with open(os.path.join(self.workdir, CHECKSUMS), encoding="utf-8") as f:
+        return json.load(f)
+    except FileNotFoundError:
+      return {}
+    except (OSError, ValueError):
+      return {}  # Unreadable: every step counts as unhashed and is verified as damaged.
+
+  def _write_checksums(self, sums: dict) -> None:
+    path = os.path.join(self.workdir, CHECKSUMS)
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+      json.dump(sums, f, indent=1, sort_keys=True)
+    os.replace(path + ".tmp", path)
+
+  def _verify(self) -> None:
+    """Moves damaged steps aside (warning for each); CheckpointError if none is intact."""
+    if not os.path.isdir(self.directory):
+      return
+    steps = sorted((int(n) for n in os.listdir(self.directory) if n.isdigit()), reverse=True)
+    sums = self._checksums()
+    bad = {s: why for s in steps if (why := _damage(os.path.join(self.directory, str(s)),
+                                                    sums.get(str(s))))}
+    if not bad:
+      return
+    listing = "; ".join(f"step {s}: {why}" for s, why in bad.items())
+    if len(bad) == len(steps):
+      raise CheckpointError(
+          f"no intact checkpoint in {self.directory} ({listing}); move that folder away to "
+          "start the run over.")
+    aside = os.path.join(self.workdir, "corrupt_checkpoints")
+    os.makedirs(aside, exist_ok=True)
+    for s, why in bad.items():
+      dest = os.path.join(aside, f"{s}-{time.strftime('%Y%m%d-%H%M%S')}")
+      shutil.move(os.path.join(self.directory, str(s)), dest)
+      logging.warning("checkpoint step %d is damaged (%s); moved it to %s", s, why, dest)
+    self._write_checksums({k: v for k, v in sums.items() if int(k) not in bad})
+    logging.warning("resuming from step %d, the newest intact checkpoint",
+                    max(set(steps) - set(bad)))
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
 
   def save(self, step: int, state, meta: dict) -> None:
-    """Starts an asynchronous save of a host copy (later steps may reuse the device buffers).
+    """Saves a host copy of ``state`` and hashes it once it is on disk.
 
-    Arrays that span processes stay jax.Arrays: each process writes its shards, and
-    orbax copies them to host before ``save`` returns.
+    Arrays that span processes stay jax.Arrays: each process writes its shards.
     """
     host_state = jax.tree.map(
         lambda x: np.asarray(x) if getattr(x, "is_fully_addressable", True) else x, state)
+    _check_room(self.directory, sum(x.nbytes for x in jax.tree.leaves(host_state)))
     self.manager.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(host_state), meta=ocp.args.JsonSave(meta)))
+    self.manager.wait_until_finished()
+    if self.primary:
+      on_disk = {n for n in os.listdir(self.directory) if n.isdigit()}
+      sums = {k: v for k, v in self._checksums().items() if k in on_disk}
+      sums[str(step)] = _file_hashes(os.path.join(self.directory, str(step)))
+      self._write_checksums(sums)
 
   def restore(self, abstract_state, meta: dict, step: int | None = None):
     """The state at ``step`` (default: latest), after checking ``meta`` matches exactly."""
@@ -127,12 +210,7 @@ class Checkpointer:
     if step is None:
       raise CheckpointError(f"no checkpoint in {self.directory}; train first (experiments.train).")
     saved = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
-    diffs = diff_meta(saved, meta)
-    if diffs:
-      raise CheckpointError(
-          f"the checkpoint at step {step} in {self.directory} was written by a different run; "
-          "refusing a partial or mismatched restore. Differences:\n  " + "\n  ".join(diffs) +
-          "\nUse a fresh --workdir for a new configuration, or restore with the original config.")
+    _check_meta(saved, meta, step, self.directory)
     try:
       restored = self.manager.restore(step, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(abstract_state)))["state"]
@@ -150,27 +228,66 @@ class Checkpointer:
     self.manager.close()
 
 
-def rewind_metrics(path: str, step: int) -> None:
-  """Drops the records a resumed run writes again: steps after ``step`` and final evaluations.
+def _check_room(directory: str, nbytes: int) -> None:
+  """OSError before a save that cannot fit: the disk's free space or the process's file-size
+  limit (``ulimit -f``).  Orbax fails later and noisily, in its writer threads."""
+  os.makedirs(directory, exist_ok=True)
+  free = shutil.disk_usage(directory).free
+  if free < nbytes + (1 << 20):
+    raise OSError(errno.ENOSPC, f"{free} bytes free, a checkpoint needs about {nbytes}", directory)
+  limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+  if limit != resource.RLIM_INFINITY and limit < nbytes:
+    raise OSError(errno.EFBIG, f"files are limited to {limit} bytes (ulimit -f), a checkpoint "
+                  f"needs about {nbytes}", directory)
 
-  Kept lines stay byte-identical, so a resumed run's ``metrics.jsonl`` equals an
-  uninterrupted one's (wall-clock fields aside).
+
+def _check_meta(saved: dict, meta: dict, step: int, directory: str) -> None:
+  diffs = diff_meta(saved, meta)
+  if diffs:
+    raise CheckpointError(
+        f"the checkpoint at step {step} in {directory} was written by a different run; "
+        "refusing a partial or mismatched restore. Differences: " + "; ".join(diffs) +
+        ". Use a fresh --workdir for a new configuration, or restore with the original config.")
+
+
+def restore_params(workdir: str, abstract_params, meta: dict):
+  """``(step, params)`` of the newest intact checkpoint, parameters only (no optimizer state).
+
+  Reads without taking the run's lock or writing anything: sampling works beside a
+  running job.  Steps are checked against their checksums first.
   """
+  directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+  steps = sorted((int(n) for n in os.listdir(directory) if n.isdigit()), reverse=True) \
+      if os.path.isdir(directory) else []
+  if not steps:
+    raise CheckpointError(f"no checkpoint in {directory}; train first (experiments.train).")
   try:
-    with open(path, encoding="utf-8") as f:
-      lines = [l for l in f if l.strip()]
-  except FileNotFoundError:
-    return
-  keep = []
-  for line in lines:
+    with open(os.path.join(os.path.dirname(directory), CHECKSUMS), encoding="utf-8") as f:
+      sums = json.load(f)
+  except (OSError, ValueError):
+    sums = {}
+  problems = []
+  for step in steps:
+    step_dir = os.path.join(directory, str(step))
+    why = _damage(step_dir, sums.get(str(step)))
+    if why:
+      problems.append(f"step {step}: {why}")
+      continue
+    if problems:
+      logging.warning("using checkpoint step %d; newer ones are damaged (%s)", step,
+                      "; ".join(problems))
+    saved = ocp.Checkpointer(ocp.JsonCheckpointHandler()).restore(os.path.join(step_dir, "meta"))
+    _check_meta(saved, meta, step, directory)
     try:
-      rec = json.loads(line)
-    except json.JSONDecodeError:
-      continue  # A line torn by a kill mid-write: the resumed run writes it again.
-    if rec.get("step", 0) <= step and not rec.get("final"):
-      keep.append(line if line.endswith("\n") else line + "\n")
-  with open(path, "w", encoding="utf-8") as f:
-    f.writelines(keep)
+      restored = ocp.PyTreeCheckpointer().restore(
+          os.path.join(step_dir, "state"),
+          args=ocp.args.PyTreeRestore(item={"params": abstract_params}, partial_restore=True))
+    except (ValueError, KeyError, TypeError) as e:
+      raise CheckpointError(f"checkpoint step {step} in {directory} does not hold these "
+                            f"parameters ({e}).") from None
+    return step, restored["params"]
+  raise CheckpointError(f"no intact checkpoint in {directory} ({'; '.join(problems)}); "
+                        "retrain, or restore the folder from a backup.")
 
 
 class Preemption:

@@ -8,12 +8,13 @@ import math
 import os
 
 from lm_jax.errors import LMJaxError
-from lm_jax.metric_writer import final_records, read_metrics
+from lm_jax.rundir import RunDir
 
 
 @dataclasses.dataclass(frozen=True)
 class Run:
   path: str
+  kind: str
   config: dict
   info: dict
   records: list[dict]
@@ -21,6 +22,10 @@ class Run:
   @property
   def name(self) -> str:
     return os.path.basename(os.path.normpath(self.path))
+
+  def finals(self) -> dict[str, dict]:
+    """The last evaluation record of each split."""
+    return {r["split"]: r for r in self.records if r.get("kind") == "eval"}
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
@@ -35,17 +40,9 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 
 def load_run(path: str) -> Run:
-  """Reads ``config.json``, ``run.json`` and ``metrics.jsonl`` of one workdir."""
-  files = {f: os.path.join(path, f) for f in ("config.json", "run.json", "metrics.jsonl")}
-  missing = [f for f, p in files.items() if not os.path.isfile(p)]
-  if missing:
-    raise LMJaxError(f"{path} is not an lm_jax run directory (missing {', '.join(missing)}); "
-                     "give directories passed as --workdir to experiments.ngram or experiments.train.")
-  with open(files["config.json"], encoding="utf-8") as f:
-    config = json.load(f)
-  with open(files["run.json"], encoding="utf-8") as f:
-    info = json.load(f)
-  return Run(path, config, info, read_metrics(files["metrics.jsonl"]))
+  """Reads one finished run through its run directory (config, run info, metrics)."""
+  rd = RunDir.open(path, ("neural", "ngram", "interpolation"), what="experiments.compare")
+  return Run(rd.path, rd.kind, rd.read_config(), rd.read_info(), rd.read_metrics())
 
 
 def check_comparable(runs: list[Run]) -> list[str]:
@@ -64,7 +61,7 @@ def check_comparable(runs: list[Run]) -> list[str]:
 
 
 def _best(records: list[dict], split: str) -> float | None:
-  vals = [r["perplexity"] for r in records if r.get("split") == split and "perplexity" in r]
+  vals = [r["perplexity"] for r in records if r.get("kind") == "eval" and r.get("split") == split]
   return min(vals) if vals else None
 
 
@@ -81,10 +78,12 @@ def table(runs: list[Run]) -> str:
   lines = ["| run | model | corpus | vocab | valid ppl (final) | valid ppl (best) | test ppl | test nll/token |",
            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
   for r in runs:
-    fin = final_records(r.records)
+    fin = r.finals()
     m = r.config.get("model") if isinstance(r.config.get("model"), dict) else {}
-    if "smoothing" in r.config:
+    if r.kind == "ngram":
       model = f"{r.config.get('order')}-gram {r.config.get('smoothing')}"
+    elif r.kind == "interpolation":
+      model = "interpolation"
     else:
       model = f"{m.get('kind', '?')} {m.get('num_layers', '')}x{m.get('hidden_dim', '')}"
     test = fin.get("test", {})
@@ -103,20 +102,24 @@ def table(runs: list[Run]) -> str:
 
 def plot(runs: list[Run], path: str) -> str:
   """Learning curves (training loss, validation perplexity) against steps, as a PNG."""
+  folder = os.path.dirname(os.path.abspath(path))
+  if not os.path.isdir(folder):
+    raise LMJaxError(f"cannot write the plot {path}: the folder {folder} does not exist; create it "
+                     "or pass another --plot path.")
   import matplotlib  # Deferred: only plotting needs it.
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
   fig, (ax_loss, ax_ppl) = plt.subplots(1, 2, figsize=(11, 4))
   for r in runs:
-    train = [(x["step"], x["loss"]) for x in r.records if "loss" in x and "step" in x]
-    valid = [(x["step"], x["perplexity"]) for x in r.records
-             if x.get("split") == "valid" and "step" in x and math.isfinite(x["perplexity"])]
+    train = [(x["step"], x["loss"]) for x in r.records if x.get("kind") == "train"]
+    valid = [(x["step"], x["perplexity"]) for x in r.records if x.get("kind") == "eval"
+             and x.get("split") == "valid" and "step" in x and math.isfinite(x["perplexity"])]
     if train:
       ax_loss.plot(*zip(*train), label=r.name)
     if valid:
       ax_ppl.plot(*zip(*valid), marker="o", label=r.name)
-    elif final_records(r.records).get("valid"):  # Count models: one point, drawn as a level.
-      ax_ppl.axhline(final_records(r.records)["valid"]["perplexity"], ls="--", label=r.name,
+    elif r.finals().get("valid"):  # Count models: one point, drawn as a level.
+      ax_ppl.axhline(r.finals()["valid"]["perplexity"], ls="--", label=r.name,
                      color=f"C{runs.index(r)}")
   ax_loss.set(xlabel="step", ylabel="training loss (nats/token)", title="Training loss")
   ax_ppl.set(xlabel="step", ylabel="validation perplexity", title="Validation perplexity", yscale="log")
@@ -144,3 +147,12 @@ def compare(paths: list[str], allow_mismatch: bool = False, plot_path: str | Non
     plot(runs, plot_path)
     report += f"\n\nLearning curves: {plot_path}"
   return report
+
+
+def write_report(path: str, report: str) -> None:
+  """The markdown report into ``path`` (its folder must exist)."""
+  folder = os.path.dirname(os.path.abspath(path))
+  if not os.path.isdir(folder):
+    raise LMJaxError(f"cannot write {path}: the folder {folder} does not exist.")
+  with open(path, "w", encoding="utf-8") as f:
+    f.write(report + "\n")

@@ -13,6 +13,8 @@ import types
 import typing
 from typing import Any
 
+import ml_collections
+
 
 def _accepts(kind, value: Any) -> bool:
   if typing.get_origin(kind) in (typing.Union, types.UnionType):
@@ -53,6 +55,52 @@ def freeze(section: str, values: dict[str, Any], cls: type, ignore: frozenset = 
   fields = {f.name for f in dataclasses.fields(cls)} - set(ignore)
   unknown = set(values) - fields
   if unknown:
-    raise ConfigError(f"unknown config.{section} keys {sorted(unknown)}; valid keys: {sorted(fields)}.")
+    where = f"config.{section}" if section else "config"
+    raise ConfigError(f"unknown {where} keys {sorted(unknown)}; valid keys: {sorted(fields)}.")
   check_types(section, values, cls)
   return cls(**values)
+
+
+def as_config(obj) -> ml_collections.ConfigDict:
+  """A ConfigDict of a spec dataclass's fields; optional fields stay settable from flags."""
+  out = {}
+  hints = typing.get_type_hints(type(obj))
+  for f in dataclasses.fields(obj):
+    if not f.init or f.name == "config":
+      continue
+    value = getattr(obj, f.name)
+    if dataclasses.is_dataclass(value):
+      out[f.name] = as_config(value)
+    elif type(None) in typing.get_args(hints[f.name]):  # Optional: a typed, settable reference.
+      kind = next(k for k in typing.get_args(hints[f.name]) if k is not type(None))
+      out[f.name] = ml_collections.FieldReference(value, field_type=kind)
+    else:
+      out[f.name] = value
+  return ml_collections.ConfigDict(out)
+
+
+def section(config, key: str) -> dict[str, Any]:
+  """``config[key]`` as a plain dict ({} when absent); a non-section value is a ConfigError."""
+  from lm_jax.errors import ConfigError  # Deferred, as above.
+  value = config.get(key) if hasattr(config, "get") else None
+  if value is None:
+    return {}
+  if not hasattr(value, "keys"):
+    raise ConfigError(f"config.{key} must be a section of fields, got {value!r}.")
+  return {k: value[k] for k in value.keys()}
+
+
+def at_least(section: str, spec, names: tuple[str, ...], low: int = 1) -> None:
+  """ConfigError naming ``section.name`` for the first field below ``low`` (None is allowed)."""
+  from lm_jax.errors import ConfigError  # Deferred, as above.
+  for name in names:
+    value = getattr(spec, name)
+    if value is not None and value < low:
+      raise ConfigError(f"{section}.{name} must be >= {low}, got {value}.")
+
+
+def one_of(key: str, value, choices: tuple[str, ...]) -> None:
+  """ConfigError unless ``value`` is one of ``choices``."""
+  from lm_jax.errors import ConfigError  # Deferred, as above.
+  if value not in choices:
+    raise ConfigError(f"{key}={value!r}; use one of {', '.join(map(repr, choices))}.")

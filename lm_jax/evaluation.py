@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import math
 
 import numpy as np
@@ -28,7 +29,8 @@ def perplexity(sum_nll: float, n_tokens: int) -> float:
   """``exp(sum_nll / n_tokens)``; sums in nats."""
   if n_tokens <= 0:
     raise LMJaxError("perplexity of zero tokens is undefined; the evaluation split is empty.")
-  return math.exp(sum_nll / n_tokens)
+  x = sum_nll / n_tokens
+  return math.inf if x > 709.0 else math.exp(x)  # exp overflows a float past 709.78: inf.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +80,7 @@ class EvalResult:
     """The final-evaluation record of ``metrics.jsonl`` (a zero probability makes nll infinite)."""
     nll = math.inf if self.zeroprobs else self.nll
     return {
+        "kind": "eval",
         "split": self.split,
         "perplexity": self.perplexity,
         "perplexity_excluding_oovs": self.perplexity_excluding_oovs,
@@ -103,16 +106,18 @@ def from_token_logprobs(split: str, logp: np.ndarray, oov: np.ndarray, sentences
                     oov_zeroprobs=int((zero & oov).sum()))
 
 
-def write_token_dump(path: str, tokens, logp: np.ndarray, vocab) -> None:
+def token_dump(tokens, logp: np.ndarray, vocab) -> str:
   """One TSV row per scored token (sentence, position, token, oov, ln p, log10 p).
 
-  Every model writes this format; ``lm_jax.interpolate`` mixes models from it.
+  Every model writes this format (``{split}.tokens.tsv``); ``lm_jax.interpolate``
+  mixes models from it.
   """
   sent = np.repeat(np.arange(tokens.num_sentences), tokens.lengths)
   pos = np.arange(tokens.num_tokens) - tokens.starts[sent]
-  with open(path, "w", encoding="utf-8", newline="") as f:
-    w = csv.writer(f, delimiter="\t", lineterminator="\n")
-    w.writerow(["sentence", "position", "token", "oov", "ln_prob", "log10_prob"])
-    for s, p, t, o, lp in zip(sent.tolist(), pos.tolist(), vocab.decode(tokens.ids),
-                              tokens.oov.tolist(), np.asarray(logp, np.float64).tolist()):
-      w.writerow([s, p, t, int(o), f"{lp:.6f}", f"{lp / LN10:.6f}"])
+  out = io.StringIO()
+  w = csv.writer(out, delimiter="\t", lineterminator="\n")
+  w.writerow(["sentence", "position", "token", "oov", "ln_prob", "log10_prob"])
+  for s, p, t, o, lp in zip(sent.tolist(), pos.tolist(), vocab.decode(tokens.ids),
+                            tokens.oov.tolist(), np.asarray(logp, np.float64).tolist()):
+    w.writerow([s, p, t, int(o), f"{lp:.6f}", f"{lp / LN10:.6f}"])
+  return out.getvalue()

@@ -9,27 +9,11 @@ vocabulary: each run's ``{valid,test}.tokens.tsv`` dump is the input.
 
 from __future__ import annotations
 
-import csv
-import json
-import os
-import shutil
-
 import numpy as np
 
 from lm_jax import evaluation
 from lm_jax.errors import LMJaxError
-from lm_jax.metric_writer import MetricWriter
-
-
-def read_token_dump(path: str) -> tuple[list[str], np.ndarray, np.ndarray]:
-  """Tokens, ln p and OOV flags from a ``*.tokens.tsv`` file."""
-  if not os.path.isfile(path):
-    raise LMJaxError(f"no per-token dump at {path}; rerun that model with "
-                     "--config.dump_tokens=True to write it.")
-  with open(path, encoding="utf-8", newline="") as f:
-    rows = list(csv.DictReader(f, delimiter="\t"))
-  tokens = [r["token"] for r in rows]
-  return tokens, np.array([float(r["ln_prob"]) for r in rows]), np.array([r["oov"] == "1" for r in rows])
+from lm_jax.rundir import RunDir
 
 
 def em_weights(logp_MxN: np.ndarray, iters: int = 200, tol: float = 1e-9) -> np.ndarray:
@@ -59,14 +43,16 @@ def interpolate(workdirs: list[str]) -> dict:
   """Tunes weights on valid, reports valid and test perplexity of the mixture and of each model."""
   if len(workdirs) < 2:
     raise LMJaxError("interpolation needs at least two run directories.")
-  out = {"workdirs": workdirs}
+  runs = [RunDir.open(d, ("neural", "ngram"), what="experiments.interpolate") for d in workdirs]
+  out = {"workdirs": [r.path for r in runs]}
   data = {}
   for split in ("valid", "test"):
-    dumps = [read_token_dump(os.path.join(d, f"{split}.tokens.tsv")) for d in workdirs]
-    for d, (toks, _, _) in zip(workdirs[1:], dumps[1:]):
+    dumps = [r.read_token_dump(split) for r in runs]
+    for r, (toks, _, _) in zip(runs[1:], dumps[1:]):
       if toks != dumps[0][0]:
-        raise LMJaxError(f"{d} scored different tokens than {workdirs[0]} on {split} "
-                         "(another corpus or vocabulary); interpolate models over the same vocabulary.")
+        raise LMJaxError(f"{r.path} scored different tokens than {runs[0].path} on {split} "
+                         "(another corpus or vocabulary); interpolate models over the same text "
+                         "and vocabulary.")
     data[split] = (np.stack([lp for _, lp, _ in dumps]), dumps[0][2],
                    sum(t == "</s>" for t in dumps[0][0]))
   lam = em_weights(data["valid"][0])
@@ -75,25 +61,26 @@ def interpolate(workdirs: list[str]) -> dict:
     out[split] = evaluation.from_token_logprobs(split, mix(logp, lam), oov, sents).record()
     out[f"{split}_single"] = [evaluation.from_token_logprobs(split, lp, oov, sents).perplexity
                               for lp in logp]
+  out["info"] = runs[0].read_info()
   return out
 
 
 def run(workdirs: list[str], out: str | None = None) -> dict:
   """Interpolates and, with ``out``, writes a self-describing run directory for the mixture.
 
-  ``config.json`` names the mixed runs and weights; ``run.json`` is the first
-  run's (the same vocabulary and corpus, which ``interpolate`` checked);
+  ``config.json`` names the mixed runs and weights; ``run.json`` carries the first
+  run's vocabulary and corpus (the same for all, which ``interpolate`` checked);
   ``metrics.jsonl`` holds the mixture's valid and test records.
   """
   res = interpolate(workdirs)
-  if out:
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "config.json"), "w", encoding="utf-8") as f:
-      json.dump({"model": {"kind": "interpolation"}, "workdirs": res["workdirs"],
-                 "weights": res["weights"]}, f, indent=2)
-    shutil.copyfile(os.path.join(workdirs[0], "run.json"), os.path.join(out, "run.json"))
-    w = MetricWriter(out, fresh=True)
-    w.write({"event": "interpolation", "workdirs": res["workdirs"], "weights": res["weights"]})
-    for split in ("valid", "test"):
-      w.write(res[split])
+  if out is not None:
+    with RunDir.create(out, "interpolation") as rd:
+      info = res["info"]
+      rd.write_json("config.json", {"workdirs": res["workdirs"], "weights": res["weights"]})
+      rd.write_json("run.json", {"kind": "interpolation", "mixes": res["workdirs"],
+                                 **{k: info.get(k) for k in ("vocab_hash", "vocab_size", "corpus")}})
+      w = rd.metrics(fresh=True)
+      w.write({"kind": "interpolation", "workdirs": res["workdirs"], "weights": res["weights"]})
+      for split in ("valid", "test"):
+        w.write(res[split])
   return res

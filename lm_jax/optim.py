@@ -9,61 +9,14 @@ every checkpoint).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import jax.numpy as jnp
-import ml_collections
 import optax
 
-from lm_jax.config_fields import freeze
-from lm_jax.errors import ConfigError
+from lm_jax.spec import OptimConfig  # The config and its defaults live with the run spec.
 
-NAMES = ("sgd", "adam")
-SCHEDULES = ("constant", "epoch_decay", "cosine")
-
-
-@dataclasses.dataclass(frozen=True)
-class OptimConfig:
-  """``config.optim``, frozen (the plateau block is flattened into ``plateau_*``)."""
-
-  name: str = "sgd"
-  learning_rate: float = 1.0
-  momentum: float = 0.0
-  b1: float = 0.9
-  b2: float = 0.999
-  eps: float = 1e-8
-  weight_decay: float = 0.0
-  clip_norm: float = 0.0          # global-norm clipping threshold; 0 turns it off
-  schedule: str = "constant"
-  decay_rate: float = 0.5         # epoch_decay: factor per epoch once decay starts
-  decay_after_epochs: int = 4     # epoch_decay: epochs at the full rate (Zaremba's max_epoch)
-  plateau: bool = False
-  plateau_factor: float = 0.5
-  plateau_patience: int = 1
-  plateau_rtol: float = 1e-3
-  plateau_cooldown: int = 0
-  plateau_min_scale: float = 0.0
-
-
-def optim_config(optim: ml_collections.ConfigDict) -> OptimConfig:
-  """Validates ``config.optim`` and freezes it."""
-  flat = {k: optim[k] for k in optim.keys() if k != "plateau"}
-  if "plateau" in optim:
-    p = optim.plateau
-    flat.update({"plateau": p.enabled, **{f"plateau_{k}": p[k] for k in p.keys() if k != "enabled"}})
-  cfg = freeze("optim", flat, OptimConfig)
-  if cfg.name not in NAMES:
-    raise ConfigError(f"optim.name={cfg.name!r}; use one of {NAMES}.")
-  if cfg.schedule not in SCHEDULES:
-    raise ConfigError(f"optim.schedule={cfg.schedule!r}; use one of {SCHEDULES}.")
-  if cfg.learning_rate <= 0 or cfg.clip_norm < 0:
-    raise ConfigError("optim.learning_rate must be > 0 and optim.clip_norm >= 0 (0 = no clipping).")
-  if cfg.plateau and not (0 < cfg.plateau_factor < 1 and cfg.plateau_patience >= 1):
-    raise ConfigError("optim.plateau needs 0 < factor < 1 and patience >= 1 (epochs without "
-                      "improvement before the rate is multiplied by factor).")
-  return cfg
-
+__all__ = ["OptimConfig", "make_optimizer", "make_plateau", "plateau_update", "learning_rate"]
 
 def make_optimizer(cfg: OptimConfig) -> optax.GradientTransformation:
   """Update direction before the learning rate: clip, (L2 / momentum | Adam), decoupled decay."""

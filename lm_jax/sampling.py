@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
-import os
 from typing import Callable
 
 import jax
@@ -21,12 +19,10 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from lm_jax import checkpoint as ckpt_lib
-from lm_jax import optim
-from lm_jax.data.vocab import EOS_ID, UNK_ID, Vocab
+from lm_jax.data.vocab import EOS_ID, UNK_ID
 from lm_jax.errors import ConfigError
-
-MIN_TEMPERATURE = 1e-3  # Below this, exp(logits / T) overflows float32; use top_k=1 for greedy.
+from lm_jax.rundir import RunDir
+from lm_jax.spec import MIN_TEMPERATURE, check_sampling, parse_neural
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,33 +76,28 @@ def sample(step_fn: Callable, params, carry, key, *, num_samples: int, max_len: 
 
 
 def load_model(workdir: str):
-  """``(spec, model, params, vocab)`` from a run directory, restored strictly."""
-  from lm_jax import train  # Deferred: train imports the whole data pipeline.
-  from lm_jax.models import get_model
-  path = os.path.join(workdir, "config.json")
-  if not os.path.exists(path):
-    raise ConfigError(f"{workdir} has no config.json; pass the --workdir of a training run.")
-  with open(path, encoding="utf-8") as f:
-    config = ml_collections.ConfigDict(json.load(f))
-  vocab = Vocab.load(os.path.join(workdir, "vocab.json"))
-  spec = train.parse_config(config)
-  spec = dataclasses.replace(spec, model=spec.model.with_vocab(vocab))
-  model = get_model(spec.model)
-  state = train.init_state(spec, model, optim.make_optimizer(spec.optim))
-  ckpt = ckpt_lib.Checkpointer(workdir, read_only=True)
-  try:
-    state = ckpt.restore(state, ckpt_lib.run_meta(config, vocab, state.params))
-  finally:
-    ckpt.close()
-  return spec, model, state.params, vocab
+  """``(cfg, model, params, vocab)`` of a neural run directory: parameters only, checked strictly."""
+  from lm_jax.checkpoint import restore_params, run_meta  # Deferred: orbax is slow to import.
+  from lm_jax.models import ModelConfig, get_model
+  from lm_jax.train.step import init_state
+  run = RunDir.open(workdir, "neural", what="experiments.sample (n-gram runs write samples.txt "
+                    "themselves: set num_samples in their config)")
+  spec = parse_neural(ml_collections.ConfigDict(run.read_config()))
+  vocab = run.read_vocab()
+  cfg = ModelConfig.build(spec.model, vocab)
+  abstract = jax.eval_shape(lambda: init_state(spec.seed, cfg, spec.optim, 1).params)
+  _, params = restore_params(run.path, abstract, run_meta(spec.config, vocab, abstract))
+  return cfg, get_model(cfg), params, vocab
 
 
 def sample_from_workdir(workdir: str, num_samples: int = 5, temperature: float = 1.0,
                         seed: int = 0, top_k: int | None = None, max_len: int = 100) -> list[Sample]:
-  """Samples sentences from the latest checkpoint of a training run."""
-  spec, model, params, vocab = load_model(workdir)
+  """Samples sentences from the newest intact checkpoint of a training run."""
+  check_sampling(temperature, num_samples, max_len)  # Before anything is read.
+  cfg, model, params, vocab = load_model(workdir)
   validate(temperature, top_k, vocab.num_predictable)
-  cfg = spec.model
+  if num_samples == 0:
+    return []
 
   def step_fn(params, carry, ids_N):
     logits_Nx1xV, carry = model.apply(params, carry, ids_N[:, None], cfg)

@@ -1,7 +1,7 @@
 """Smoke tests: the n-gram benchmark runs end to end on a small corpus with KenLM absent (no timings checked)."""
 
 from experiments import benchmark
-from lm_jax.benchmarks import ngram
+from experiments.benchmarks import ngram
 
 
 def test_ngram_benchmark_runs_without_lmplz(monkeypatch):
@@ -20,7 +20,3 @@ def test_sections_are_kept_between_markers(tmp_path):
                   "<!-- suite:bptt -->\n## bptt\n<!-- /suite:bptt -->\n")
   assert benchmark.read_sections(str(path)) == {"ngram": "## old ngram\n\nnumbers", "bptt": "## bptt"}
   assert benchmark.read_sections(str(tmp_path / "absent.md")) == {}
-
-
-def test_missing_suite_module_says_not_yet_available():
-  assert "Not yet available" in benchmark.run_suite("no_such_suite", quick=True, data_dir=None)

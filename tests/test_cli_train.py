@@ -10,7 +10,8 @@ import pytest
 from configs import rnn as rnn_configs
 from configs import window as window_configs
 from lm_jax import train
-from lm_jax.metric_writer import final_records, read_metrics
+from lm_jax.spec import parse_neural
+from runs import finals_of, run_metrics
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -31,9 +32,9 @@ def test_train_then_sample_writes_a_self_describing_workdir(tmp_path):
   assert json.loads((tmp_path / "config.json").read_text())["model"]["kind"] == "window"
   assert json.loads((tmp_path / "config.json").read_text())["train"]["num_steps"] == 8
   assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == ["8"]
-  records = read_metrics(str(tmp_path / "metrics.jsonl"))
+  records = run_metrics(tmp_path)
   assert [r["step"] for r in records if "loss" in r] == [8]
-  final = final_records(records)
+  final = finals_of(records)
   assert set(final) == {"valid", "test"} and all(r["final"] for r in final.values())
   assert final["test"]["tokens"] > 0 and final["test"]["perplexity"] > 1
   out = run("experiments.sample", f"--workdir={tmp_path}", "--num_samples=3", "--temperature=0.8",
@@ -49,7 +50,7 @@ def test_char_preset_tiny_runs_at_character_level(tmp_path):
       "--config.train.num_steps=4", "--config.train.log_every_steps=2")
   vocab = json.loads((tmp_path / "vocab.json").read_text())
   assert vocab["level"] == "char" and " " in vocab["tokens"]
-  assert final_records(read_metrics(str(tmp_path / "metrics.jsonl")))["test"]["perplexity"] > 1
+  assert finals_of(run_metrics(tmp_path))["test"]["perplexity"] > 1
 
 
 def test_unknown_keys_and_invalid_values_fail_before_training(tmp_path):
@@ -69,8 +70,8 @@ ALL_PRESETS = [(rnn_configs, p) for p in rnn_configs.PRESETS] + [(window_configs
 @pytest.mark.parametrize("module,preset", ALL_PRESETS)
 def test_every_preset_and_its_tiny_variant_validate(module, preset):
   full, tiny = module.get_config(preset), module.get_config(preset + ",tiny")
-  train.parse_config(full)
-  spec = train.parse_config(tiny)
+  parse_neural(full)
+  spec = parse_neural(tiny)
   assert tiny.data.name == "pydoc" and spec.train.num_steps <= 50
   assert tiny.data.level == full.data.level
   with pytest.raises(ValueError, match="PRESET"):

@@ -11,8 +11,8 @@ import pytest
 
 from lm_jax import checkpoint, train
 from lm_jax.errors import WorkdirError
-from lm_jax.metric_writer import final_records, read_metrics
-from lm_jax.rundir import ensure_writable
+from lm_jax.rundir import RunDir
+from runs import finals_of, run_metrics
 from tests.conftest import REPO
 
 # Two epochs (1132 steps each) so plateau state and epoch-end evaluations are resumed too;
@@ -54,7 +54,7 @@ def wait_for_checkpoint(proc, workdir, after: int = -1) -> None:
 
 def records(workdir) -> list[dict]:
   return [{k: v for k, v in r.items() if k not in train.TIMING_KEYS}
-          for r in read_metrics(str(workdir / "metrics.jsonl"))]
+          for r in run_metrics(workdir)]
 
 
 @pytest.fixture(scope="module")
@@ -82,11 +82,11 @@ def test_sigkill_then_sigterm_resume_to_the_uninterrupted_numbers(tmp_path, unin
   assert "stopping after step" in err, err[-2000:]
   stopped_at = steps_on_disk(tmp_path)[-1]
   assert killed_at < stopped_at < STEPS, (killed_at, stopped_at, seed)
-  assert not final_records(records(tmp_path))
+  assert not finals_of(records(tmp_path))
 
   finish(start(tmp_path))
   got = records(tmp_path)
-  assert final_records(got) == final_records(uninterrupted), f"seed {seed}"  # exact, not close
+  assert finals_of(got) == finals_of(uninterrupted), f"seed {seed}"  # exact, not close
   assert got == uninterrupted, f"seed {seed}"  # every record, none doubled or lost
 
 
@@ -99,25 +99,18 @@ def test_a_leftover_temporary_save_is_ignored_and_removed(tmp_path):
   torn = tmp_path / "checkpoints" / "9.orbax-checkpoint-tmp-1700000000000000"
   (torn / "state").mkdir(parents=True)
   (torn / "state" / "_METADATA").write_text('{"tree_metadata": {"step"')
-  assert checkpoint.Checkpointer(str(tmp_path), read_only=True).latest_step() == 5
+  assert checkpoint.Checkpointer(str(tmp_path)).latest_step() == 5
   full = train.train_and_evaluate(config, str(tmp_path))  # resumes from 5, not from the torn 9
   assert not torn.exists()
   clean = train.train_and_evaluate(config, str(tmp_path / "clean"))
   assert full == clean
 
 
-def test_torn_metrics_line_is_dropped_on_resume(tmp_path):
-  path = tmp_path / "metrics.jsonl"
-  path.write_text('{"step": 4, "loss": 1.0}\n{"step": 8, "loss": 0.5}\n{"step": 12, "lo')
-  checkpoint.rewind_metrics(str(path), 8)
-  assert path.read_text() == '{"step": 4, "loss": 1.0}\n{"step": 8, "loss": 0.5}\n'
-
-
 def test_unwritable_workdir_is_a_clear_error_naming_the_path(tmp_path):
   blocker = tmp_path / "a_file"
   blocker.write_text("")
   with pytest.raises(WorkdirError, match=f"cannot write the run directory {blocker}/run"):
-    ensure_writable(str(blocker / "run"))
+    RunDir.create(str(blocker / "run"), "neural")
   from configs import rnn
   with pytest.raises(WorkdirError, match="choose a --workdir"):
     train.train_and_evaluate(rnn.get_config("elman_ptb,tiny"), str(blocker / "run"))
@@ -125,7 +118,7 @@ def test_unwritable_workdir_is_a_clear_error_naming_the_path(tmp_path):
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
     with pytest.raises(WorkdirError, match=str(locked)):
-      ensure_writable(str(locked))
+      RunDir.create(str(locked), "neural")
 
 
 def test_cli_reports_an_unwritable_workdir_in_one_line(tmp_path):

@@ -1,5 +1,6 @@
 """Bad input: corpora, vocabularies, ARPA files and configs either load or raise an LMJaxError."""
 
+from lm_jax.spec import parse_neural
 import json
 import math
 import pathlib
@@ -166,7 +167,7 @@ def test_config_values(changes):
   with config.ignore_type():  # What a hand-edited config file (not --config.x flags) can hold.
     for (section, key), value in changes:
       config[section][key] = value
-  accepts_or_explains(train.parse_config, config)
+  accepts_or_explains(parse_neural, config)
 
 
 @pytest.mark.parametrize("section,key,value", [
@@ -177,7 +178,7 @@ def test_config_type_errors_name_the_field(section, key, value):
   with config.ignore_type():
     config[section][key] = value
   with pytest.raises(LMJaxError, match=f"{section}.{key}"):
-    train.parse_config(config)
+    parse_neural(config)
 
 
 @pytest.mark.parametrize("valid", ["a <s> b\n", "a </s> b\n"])

@@ -13,12 +13,20 @@ from tests.conftest import REPO
 
 # Runs in a fresh process: the device count is fixed when jax is imported.
 SCRIPT = r"""
-import json, sys
+import json, logging, sys
 import jax
 from configs import rnn
 from lm_jax import train
 from lm_jax.errors import ConfigError
-from lm_jax.metric_writer import read_metrics
+from lm_jax.rundir import RunDir
+
+compiles = []  # One message per XLA compilation of the train step.
+class Count(logging.Handler):
+  def emit(self, record):
+    if "Finished XLA compilation of jit(train_step)" in record.getMessage():
+      compiles.append(record.getMessage())
+logging.getLogger("jax").addHandler(Count())
+jax.config.update("jax_log_compiles", True)
 
 c = rnn.get_config("lstm_small_ptb,tiny")
 c.model.dropout = 0.2  # Dropout keys must not depend on how the batch is split.
@@ -28,8 +36,8 @@ workdir = sys.argv[1]
 res = train.train_and_evaluate(c, workdir)
 out = {"devices": jax.device_count(),
        "final": {k: [v.nll, v.tokens] for k, v in res.items()},
-       "losses": [r["loss"] for r in read_metrics(workdir + "/metrics.jsonl") if "loss" in r],
-       "compiles": train.train_step._cache_size()}
+       "losses": [r["loss"] for r in RunDir.open(workdir).read_metrics() if r["kind"] == "train"],
+       "compiles": len(compiles)}
 c.eval.batch_size = 1  # Cannot be split: evaluated replicated, same numbers.
 out["eval_b1"] = train.train_and_evaluate(c, workdir + "_b1")["test"].nll  # A new run: eval batch is part of it.
 c.train.batch_size = 12

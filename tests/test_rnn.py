@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from lm_jax.errors import ConfigError
-from lm_jax.models import ModelConfig, get_model, model_config, rnn
+from lm_jax.models import ModelConfig, get_model, rnn
+from lm_jax.spec import parse_model
 
 V = 11  # predictable ids 0..10; <s> = 11; the embedding has 12 rows
 BOS = V
@@ -175,10 +176,10 @@ def model_block(**kw):
 ])
 def test_config_validation_names_the_problem(kw, message):
   with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
-    model_config(model_block(**kw))
+    parse_model(dict(model_block(**kw)))
 
 
 def test_valid_config_freezes_and_hashes():
-  cfg = model_config(model_block(grad="manual"))
-  assert hash(cfg) == hash(model_config(model_block(grad="manual")))
+  cfg = parse_model(dict(model_block(grad="manual")))
+  assert hash(cfg) == hash(parse_model(dict(model_block(grad="manual"))))
   assert get_model(cfg).apply is rnn.apply

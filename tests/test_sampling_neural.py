@@ -81,11 +81,11 @@ def test_sample_from_a_trained_workdir_reports_the_models_logprob(tmp_path):
   samples = sampling.sample_from_workdir(str(tmp_path), num_samples=4, temperature=0.8, seed=3, max_len=12)
   again = sampling.sample_from_workdir(str(tmp_path), num_samples=4, temperature=0.8, seed=3, max_len=12)
   assert samples == again and len(samples) == 4
-  spec, model, params, vocab = sampling.load_model(str(tmp_path))
+  cfg, model, params, vocab = sampling.load_model(str(tmp_path))
   for s in samples:
     assert UNK_ID not in s.ids and s.truncated == (s.ids[-1] != EOS_ID)
     inputs = jnp.asarray([[vocab.bos_id, *s.ids[:-1]]], jnp.int32)
-    logits, _ = model.apply(params, model.init_carry(spec.model, 1), inputs, spec.model)
+    logits, _ = model.apply(params, model.init_carry(cfg, 1), inputs, cfg)
     logp = jax.nn.log_softmax(logits[0])[jnp.arange(len(s.ids)), jnp.asarray(s.ids)].sum()
     assert s.logprob == pytest.approx(float(logp), rel=1e-4)
     assert s.text == vocab.detokenize(s.ids)

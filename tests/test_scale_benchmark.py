@@ -3,7 +3,7 @@
 import numpy as np
 
 from experiments import benchmark
-from lm_jax.benchmarks import scale
+from experiments.benchmarks import scale
 
 
 def test_zipf_shards_are_exact_whole_sentences_and_reproducible():

@@ -14,8 +14,9 @@ from lm_jax import optim, train
 from lm_jax.data.pipeline import load_data
 from lm_jax.data.vocab import Vocab
 from lm_jax.errors import ConfigError, NonFiniteLossError
-from lm_jax.metric_writer import read_metrics
-from lm_jax.models import get_model
+from runs import finals_of, run_metrics
+from lm_jax.models import ModelConfig
+from lm_jax.spec import parse_neural
 
 
 def tiny(preset="elman_ptb", **overrides):
@@ -34,19 +35,18 @@ def pydoc():
 
 
 def built(config, vocab):
-  spec = train.parse_config(config)
-  spec = dataclasses.replace(spec, model=spec.model.with_vocab(vocab))
-  model = get_model(spec.model)
-  return spec, model, train.init_state(spec, model, optim.make_optimizer(spec.optim))
+  spec = parse_neural(config)
+  cfg = ModelConfig.build(spec.model, vocab)
+  return spec, cfg, train.init_state(spec.seed, cfg, spec.optim, spec.train.batch_size)
 
 
 def test_uniform_model_has_perplexity_equal_to_the_predictable_vocab(pydoc):
   vocab, splits = pydoc
-  spec, model, state = built(tiny(), vocab)
+  spec, cfg, state = built(tiny(), vocab)
   # Zero output layer -> every logit 0 -> p = 1 / num_predictable for every scored token,
   # so perplexity = num_predictable exactly (<s> is never in the softmax).
   params = {**state.params, "W_o": jnp.zeros_like(state.params["W_o"])}
-  res = train.evaluate(params, splits["valid"], "valid", spec.model, 5, 8)
+  res = train.evaluate(params, splits["valid"], "valid", cfg, 5, 8)[0]
   assert res.tokens == splits["valid"].num_tokens == splits["valid"].num_words + splits["valid"].num_sentences
   assert res.oovs == int(splits["valid"].oov.sum()) > 0
   assert res.perplexity == pytest.approx(vocab.num_predictable, rel=1e-5)
@@ -56,8 +56,8 @@ def test_uniform_model_has_perplexity_equal_to_the_predictable_vocab(pydoc):
 @pytest.mark.parametrize("preset,overrides", [("ptb", {}), ("lstm_small_ptb", {"model__reset_at_eos": True})])
 def test_eval_batch_size_changes_nothing_for_sentence_independent_models(pydoc, preset, overrides):
   vocab, splits = pydoc
-  spec, model, state = built(tiny(preset, **overrides), vocab)
-  results = [train.evaluate(state.params, splits["test"], "test", spec.model, b, 8)
+  spec, cfg, state = built(tiny(preset, **overrides), vocab)
+  results = [train.evaluate(state.params, splits["test"], "test", cfg, b, 8)[0]
              for b in (1, 3, 16)]
   for r in results[1:]:
     assert r.tokens == results[0].tokens
@@ -66,8 +66,8 @@ def test_eval_batch_size_changes_nothing_for_sentence_independent_models(pydoc, 
 
 def test_eval_batch_size_only_cuts_context_for_carried_state(pydoc):
   vocab, splits = pydoc
-  spec, model, state = built(tiny("lstm_small_ptb"), vocab)
-  evaluate = lambda b, t: train.evaluate(state.params, splits["test"], "test", spec.model, b, t)
+  spec, cfg, state = built(tiny("lstm_small_ptb"), vocab)
+  evaluate = lambda b, t: train.evaluate(state.params, splits["test"], "test", cfg, b, t)[0]
   one, many = evaluate(1, 8), evaluate(16, 8)
   assert one.tokens == many.tokens
   assert many.nll == pytest.approx(one.nll, rel=1e-2)  # 15 row starts lose their previous sentences
@@ -104,7 +104,7 @@ def test_same_config_and_seed_give_identical_metrics(tmp_path):
                 train__loss_normalizer="tokens")
   for name in ("a", "b"):
     train.train_and_evaluate(config, str(tmp_path / name))
-  a, b = (read_metrics(str(tmp_path / n / "metrics.jsonl")) for n in ("a", "b"))
+  a, b = (run_metrics(tmp_path / n) for n in ("a", "b"))
   assert strip_timing(a) == strip_timing(b)
   assert [r["step"] for r in a if "loss" in r] == [4, 8, 12]
   assert a[-1]["split"] == "test" and a[-1]["final"] and a[-2]["split"] == "valid"
@@ -113,7 +113,7 @@ def test_same_config_and_seed_give_identical_metrics(tmp_path):
   assert a[-1]["perplexity"] < 0.5 * vocab.num_predictable, a[-1]["perplexity"]
   config.seed = 1
   train.train_and_evaluate(config, str(tmp_path / "c"))
-  assert read_metrics(str(tmp_path / "c" / "metrics.jsonl"))[0]["loss"] != a[0]["loss"]
+  assert run_metrics(tmp_path / "c")[0]["loss"] != a[0]["loss"]
 
 
 def test_resume_equals_uninterrupted(tmp_path):
@@ -123,17 +123,17 @@ def test_resume_equals_uninterrupted(tmp_path):
   assert train.train_and_evaluate(config, str(tmp_path / "split"), stop_after=7) == {}
   resumed = train.train_and_evaluate(config, str(tmp_path / "split"))
   assert resumed == full  # EvalResults: identical sums, not just close
-  a, b = (read_metrics(str(tmp_path / n / "metrics.jsonl")) for n in ("full", "split"))
+  a, b = (run_metrics(tmp_path / n) for n in ("full", "split"))
   assert strip_timing(a) == strip_timing(b)
   # Rerunning a finished workdir re-evaluates without training or duplicating records.
   assert train.train_and_evaluate(config, str(tmp_path / "split")) == full
-  assert strip_timing(read_metrics(str(tmp_path / "split" / "metrics.jsonl"))) == strip_timing(a)
+  assert strip_timing(run_metrics(tmp_path / "split")) == strip_timing(a)
 
 
 def test_eval_every_steps_writes_valid_points_with_wall_time(tmp_path):
   config = tiny(train__eval_every_steps=6)
   train.train_and_evaluate(config, str(tmp_path))
-  records = read_metrics(str(tmp_path / "metrics.jsonl"))
+  records = run_metrics(tmp_path)
   points = [r for r in records if r.get("split") == "valid" and not r.get("final")]
   assert [r["step"] for r in points] == [6, 12]  # 12 steps: no epoch ends in between
   assert points[0]["nll"] != points[1]["nll"] and all(math.isfinite(r["nll"]) for r in points)
@@ -147,25 +147,25 @@ def test_nonfinite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint
   from lm_jax.checkpoint import Checkpointer
   config = tiny(optim__learning_rate=1e30, optim__clip_norm=0.0, train__checkpoint_every_steps=1,
                 train__log_every_steps=1)
-  with pytest.raises(NonFiniteLossError, match=r"non-finite at step (\d+)") as err:
+  with pytest.raises(NonFiniteLossError, match=r"diverged at step (\d+)") as err:
     train.train_and_evaluate(config, str(tmp_path))
-  bad = int(err.value.args[0].split("at step ")[1].split()[0])
-  assert Checkpointer(str(tmp_path), read_only=True).latest_step() == bad - 1
-  losses = [r["loss"] for r in read_metrics(str(tmp_path / "metrics.jsonl"))]
+  bad = int(err.value.args[0].split("at step ")[1].split(":")[0])
+  assert f"last good checkpoint is step {bad - 1}" in str(err.value)
+  assert Checkpointer(str(tmp_path)).latest_step() == bad - 1
+  losses = [r["loss"] for r in run_metrics(tmp_path)]
   assert len(losses) == bad - 1 and all(math.isfinite(l) for l in losses)
 
 
 def test_manual_bptt_step_matches_autodiff(pydoc):
-  pytest.importorskip("lm_jax.models.bptt")
   vocab, splits = pydoc
   from lm_jax.data import batching
   results = []
   for grad in ("autodiff", "manual"):
-    spec, model, state = built(tiny(model__grad=grad, model__num_layers=1, model__dropout=0.0), vocab)
+    spec, cfg, state = built(tiny(model__grad=grad, model__num_layers=1, model__dropout=0.0), vocab)
     stream = batching.train_stream(splits["train"], vocab.bos_id, 4, 8)
     data = {"inputs": jnp.asarray(stream.inputs_BxR), "targets": jnp.asarray(stream.targets_BxR)}
     for _ in range(3):
-      state = train.train_step(state, data, model_cfg=spec.model, optim_cfg=spec.optim,
+      state = train.train_step(state, data, model_cfg=cfg, optim_cfg=spec.optim,
                                train_cfg=spec.train, steps_per_epoch=stream.steps_per_epoch,
                                total_steps=12)
     results.append(jax.device_get(state))
@@ -182,20 +182,19 @@ def test_manual_bptt_step_matches_autodiff(pydoc):
 ])
 def test_parse_config_rejects_bad_values(key, value, message):
   with pytest.raises(ConfigError, match=message):
-    train.parse_config(tiny(**{key: value}))
+    parse_neural(tiny(**{key: value}))
 
 
 def test_token_dump_matches_the_evaluation_sums(tmp_path):
   """The per-token dump of a trained run sums to the final record's nll, token for token."""
-  from lm_jax import interpolate
-  from lm_jax.metric_writer import final_records, read_metrics
+  from lm_jax.rundir import RunDir
   cfg = rnn_configs.get_config("elman_ptb,tiny")
   cfg.eval.dump_tokens = True
   cfg.train.num_steps = 5
   train.train_and_evaluate(cfg, str(tmp_path))
-  finals = final_records(read_metrics(str(tmp_path / "metrics.jsonl")))
+  finals = finals_of(run_metrics(tmp_path))
   for split in ("valid", "test"):
-    tokens, logp, oov = interpolate.read_token_dump(str(tmp_path / f"{split}.tokens.tsv"))
+    tokens, logp, oov = RunDir.open(str(tmp_path)).read_token_dump(split)
     assert len(tokens) == finals[split]["tokens"] and int(oov.sum()) == finals[split]["oovs"]
     # The dump prints 6 decimals per token: the sums agree to that rounding.
     assert -logp.sum() == pytest.approx(finals[split]["nll"], abs=1e-6 * len(tokens) + 1e-3)

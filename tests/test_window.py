@@ -88,7 +88,7 @@ def test_segments_compose_and_tying():
 def test_window_rejects_several_layers():
   import ml_collections
   from lm_jax.errors import ConfigError
-  from lm_jax.models import model_config
+  from lm_jax.spec import parse_model
   block = ml_collections.ConfigDict(dict(kind="window", embed_dim=4, hidden_dim=4, num_layers=2))
   with pytest.raises(ConfigError, match="num_layers=1"):
-    model_config(block)
+    parse_model(dict(block))

@@ -3,7 +3,7 @@
 Both programs compute ∂/∂params of the same mean loss, measured in one run on this
 machine: `manual` is jax.value_and_grad of lm_jax.models.bptt.manual_elman_sum_nll
 (its custom_vjp runs the hand-derived backward pass), `autodiff` that of its twin
-elman_sum_nll. Also runnable alone: `python -m lm_jax.benchmarks.bptt [--quick]`.
+elman_sum_nll. Also runnable alone: `python -m experiments.benchmarks.bptt [--quick]`.
 """
 
 from __future__ import annotations

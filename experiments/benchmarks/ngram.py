@@ -10,7 +10,7 @@ import tempfile
 
 import numpy as np
 
-from lm_jax.benchmarks.common import find_tool, machine_info, median_time, now, quiet_stderr, run_process
+from experiments.benchmarks.common import find_tool, machine_info, median_time, now, quiet_stderr, run_process
 from lm_jax.data.corpus import EMBEDDED
 from lm_jax.data.pipeline import data_config, load_data
 from lm_jax.data.tokens import encode_sentences
@@ -153,13 +153,13 @@ def bench_nltk(raw, fractions, n_test, order=5):
       _jax_fit(prefix, raw.level, order, kwargs)
     except DiscountError:  # Too little text for Chen & Goodman's discounts: lmplz's fixed ones.
       kwargs = {"discount_fallback": LMPLZ_FALLBACK}
-    jx_fit, lm = median_time(lambda: _jax_fit(prefix, raw.level, order, kwargs), 3)
+    jx_fit, lm = median_time(lambda: _jax_fit(prefix, raw.level, order, kwargs), 3)  # noqa: B023
     fallback, vocab = bool(kwargs), lm.vocab
     tokens = encode_sentences(vocab, test)
     t = now()
     lm.evaluate(tokens, "test")
     jx_cold = now() - t
-    jx_warm = median_time(lambda: lm.evaluate(tokens, "test"), 3)[0]
+    jx_warm = median_time(lambda: lm.evaluate(tokens, "test"), 3)[0]  # noqa: B023
     rows.append(dict(frac=frac, sents=len(prefix), words=sum(map(len, prefix)), nl_fit=nl_fit,
                      nl_score=nl_score, zero=int(np.sum(np.isneginf(logs))), tokens=len(logs),
                      jx_fit=jx_fit, jx_cold=jx_cold, jx_warm=jx_warm, fallback=fallback))
@@ -184,7 +184,7 @@ def bench_memory(data_dir, corpus, order):
   """Peak RSS and wall of a fresh lm_jax process (and of the bare Python + JAX runtime)."""
   root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
-  code = "import sys; from lm_jax.benchmarks.ngram import _child_main; _child_main(*sys.argv[1:])"
+  code = "import sys; from experiments.benchmarks.ngram import _child_main; _child_main(*sys.argv[1:])"
   cmd = lambda o: [sys.executable, "-c", code, data_dir or "", corpus or "", str(o)]
   return run_process(cmd(order), env=env)[:2], run_process(cmd(0), env=env)[:2]
 

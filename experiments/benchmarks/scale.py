@@ -4,7 +4,7 @@ The corpus (i.i.d. Zipf words, geometric sentence lengths, fixed seed) is genera
 one shard at a time and never held whole; ``count_ngrams_sharded`` keeps one shard
 and the merged per-order tables.  Each measurement runs in a fresh child process
 so its peak RSS is its own.  Also runnable alone:
-``python -m lm_jax.benchmarks.scale [--quick]``.
+``python -m experiments.benchmarks.scale [--quick]``.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def measure(method: str, tokens: int, shard_tokens: int) -> dict:
 
 
 def _child(method: str, size: dict) -> dict:
-  args = [sys.executable, "-m", "lm_jax.benchmarks.scale", "--child", method,
+  args = [sys.executable, "-m", "experiments.benchmarks.scale", "--child", method,
           str(size["tokens"]), str(size["shard_tokens"])]
   out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
   return json.loads(out.strip().splitlines()[-1])

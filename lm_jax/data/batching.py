@@ -52,11 +52,6 @@ class TrainStream:
   def tokens_per_step(self) -> int:
     return self.batch_size * self.seq_len
 
-  def batch(self, i: int) -> dict[str, np.ndarray]:
-    """Segment ``i`` (``0 <= i < steps_per_epoch``) as ``inputs``/``targets`` int32 [B, T]."""
-    cols = slice(i * self.seq_len, (i + 1) * self.seq_len)
-    return {"inputs": self.inputs_BxR[:, cols], "targets": self.targets_BxR[:, cols]}
-
 
 def train_stream(tokens: TokenArray, bos_id: int, batch_size: int, seq_len: int) -> TrainStream:
   """Cuts the training split into ``batch_size`` rows for truncated BPTT."""
@@ -94,12 +89,6 @@ class EvalGrid:
   @property
   def num_segments(self) -> int:
     return self.inputs_BxL.shape[1] // self.seq_len
-
-  def batch(self, i: int) -> dict[str, np.ndarray]:
-    """Segment ``i``: ``inputs``, ``targets`` int32, ``weights``, ``oov`` float32, all [B, T]."""
-    cols = slice(i * self.seq_len, (i + 1) * self.seq_len)
-    return {"inputs": self.inputs_BxL[:, cols], "targets": self.targets_BxL[:, cols],
-            "weights": self.weights_BxL[:, cols], "oov": self.oov_BxL[:, cols].astype(np.float32)}
 
 
 def eval_grid(tokens: TokenArray, bos_id: int, batch_size: int, seq_len: int) -> EvalGrid:

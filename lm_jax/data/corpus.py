@@ -229,13 +229,24 @@ def load_file(path: str, level: str = "char", fractions=(0.9, 0.05)) -> RawCorpu
   return RawCorpus(p.stem, level, splits, {p.name: sha256_file(p)}, str(p))
 
 
-def load(name: str | None = None, data_dir: str | None = None, file: str | None = None,
-         level: str | None = None, download: bool = True) -> RawCorpus:
-  """Loads a corpus by registered name, by directory, or from one raw text file."""
+def check_source(name: str | None, data_dir: str | None, file: str | None) -> None:
+  """CorpusError for a data section that names no corpus, an unknown one, or two at once."""
   if name and (file or (name == EMBEDDED and data_dir)):
     given = f"data.file={file!r}" if file else f"data.dir={data_dir!r}"
     raise CorpusError(f"data.name={name!r} and {given} are both set, and the name would win; to "
                       "read your own corpus, clear the name: --config.data.name=")
+  if name and name != EMBEDDED and name not in REGISTRY:
+    raise CorpusError(f"unknown corpus {name!r}; registered corpora: "
+                      f"{', '.join([*REGISTRY, EMBEDDED])}, or leave data.name empty and set data.dir.")
+  if not (name or file or data_dir):
+    raise CorpusError("no corpus given: set data.name (ptb, tinyshakespeare, pydoc), data.dir or "
+                      "data.file.")
+
+
+def load(name: str | None = None, data_dir: str | None = None, file: str | None = None,
+         level: str | None = None, download: bool = True) -> RawCorpus:
+  """Loads a corpus by registered name, by directory, or from one raw text file."""
+  check_source(name, data_dir, file)
   if name:
     raw = load_registered(name, data_dir, download)
     if level and level != raw.level:

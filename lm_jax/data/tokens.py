@@ -42,9 +42,6 @@ class TokenArray:
   def lengths(self) -> np.ndarray:
     return np.diff(self.starts)
 
-  def sentence(self, i: int) -> np.ndarray:
-    return self.ids[self.starts[i]:self.starts[i + 1]]
-
 
 def encode_sentences(vocab: Vocab, sentences: Sequence[Sequence[str]]) -> TokenArray:
   """Encodes token lists, appending ``</s>`` to each sentence."""

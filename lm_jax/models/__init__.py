@@ -19,79 +19,22 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, NamedTuple
 
-import ml_collections
-
-from lm_jax.config_fields import freeze
-from lm_jax.errors import ConfigError
-
-KINDS = ("window", "elman", "lstm", "gru")
-ACTIVATIONS = ("tanh", "sigmoid")
-GRADS = ("autodiff", "manual")
+from lm_jax.spec import ModelSettings
 
 
-@dataclasses.dataclass(frozen=True)
-class ModelConfig:
-  """Everything a model function needs, static under jit."""
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ModelConfig(ModelSettings):
+  """Everything a model function needs, static under jit: the settings plus the vocabulary."""
 
-  kind: str
-  embed_dim: int
-  hidden_dim: int
-  num_layers: int = 1
-  context: int = 4            # window: tokens of history (the n - 1 of an n-gram)
-  activation: str = "tanh"    # window hidden layer and Elman cell
-  dropout: float = 0.0        # on non-recurrent connections only (Zaremba et al. 2014)
-  tie_weights: bool = False   # softmax reuses embed[:out_vocab] (needs embed_dim == hidden_dim)
-  init_scale: float = 0.1     # weights ~ U(-init_scale, init_scale); biases 0
-  unroll: int = 1             # lax.scan unroll factor
-  reset_at_eos: bool = False  # sentence-independent RNN: state resets where the input is <s>
-  remat: bool = False         # jax.checkpoint the scan body: less memory, more compute
-  grad: str = "autodiff"      # "manual": hand-derived BPTT (lm_jax.models.bptt)
-  in_vocab: int = 0           # embedding rows: vocab.size (includes <s>)
-  out_vocab: int = 0          # softmax outputs: vocab.num_predictable
-  bos_id: int = -1
+  in_vocab: int   # embedding rows: vocab.size (includes <s>)
+  out_vocab: int  # softmax outputs: vocab.num_predictable
+  bos_id: int
 
-  def with_vocab(self, vocab) -> "ModelConfig":
-    """Attaches the vocabulary sizes (known only once the data is loaded)."""
-    return dataclasses.replace(self, in_vocab=vocab.size, out_vocab=vocab.num_predictable,
-                               bos_id=vocab.bos_id)
-
-
-def model_config(model: ml_collections.ConfigDict) -> ModelConfig:
-  """Validates ``config.model`` and freezes it; raises ConfigError naming the fix."""
-  cfg = freeze("model", {k: model[k] for k in model.keys()}, ModelConfig,
-               ignore=frozenset({"in_vocab", "out_vocab", "bos_id"}))  # Filled from the vocabulary.
-  if cfg.kind not in KINDS:
-    raise ConfigError(f"model.kind={cfg.kind!r}; use one of {KINDS}.")
-  if cfg.activation not in ACTIVATIONS:
-    raise ConfigError(f"model.activation={cfg.activation!r}; use one of {ACTIVATIONS}.")
-  if cfg.grad not in GRADS:
-    raise ConfigError(f"model.grad={cfg.grad!r}; use one of {GRADS}.")
-  for name in ("embed_dim", "hidden_dim", "num_layers", "context", "unroll"):
-    if getattr(cfg, name) < 1:
-      raise ConfigError(f"model.{name} must be >= 1, got {getattr(cfg, name)}.")
-  if not 0.0 <= cfg.dropout < 1.0:
-    raise ConfigError(f"model.dropout must be in [0, 1), got {cfg.dropout}.")
-  if cfg.init_scale <= 0:
-    raise ConfigError(f"model.init_scale must be > 0, got {cfg.init_scale}.")
-  if cfg.tie_weights and cfg.embed_dim != cfg.hidden_dim:
-    raise ConfigError(
-        f"model.tie_weights needs model.embed_dim == model.hidden_dim (got {cfg.embed_dim} "
-        f"and {cfg.hidden_dim}): the softmax reuses the embedding matrix. Set them equal "
-        "or set model.tie_weights=False.")
-  if cfg.kind == "window" and cfg.num_layers != 1:
-    raise ConfigError("the fixed-window model has one hidden layer; set model.num_layers=1.")
-  if cfg.grad == "manual":
-    bad = [msg for cond, msg in (
-        (cfg.kind != "elman", f"model.kind={cfg.kind!r} (needs 'elman')"),
-        (cfg.num_layers != 1, f"model.num_layers={cfg.num_layers} (needs 1)"),
-        (cfg.dropout > 0, f"model.dropout={cfg.dropout} (needs 0)"),
-        (cfg.tie_weights, "model.tie_weights=True (needs False)"),
-        (cfg.reset_at_eos, "model.reset_at_eos=True (needs False)")) if cond]
-    if bad:
-      raise ConfigError("model.grad='manual' is the hand-derived BPTT of a 1-layer untied Elman "
-                        "RNN without dropout; this config has " + ", ".join(bad) +
-                        ". Fix those or use model.grad='autodiff'.")
-  return cfg
+  @classmethod
+  def build(cls, settings: ModelSettings, vocab) -> "ModelConfig":
+    """The model of ``settings`` over ``vocab`` (known only once the data is loaded)."""
+    return cls(**dataclasses.asdict(settings), in_vocab=vocab.size,
+               out_vocab=vocab.num_predictable, bos_id=vocab.bos_id)
 
 
 class Model(NamedTuple):
