@@ -35,8 +35,9 @@ def parse_arg(arg: str | None, presets) -> tuple[str, bool]:
   parts = [p for p in (arg or "").split(",") if p]
   extra = [p for p in parts[1:] if p != "tiny"]
   if not parts or parts[0] not in presets or extra:
-    raise ValueError(f"config argument {arg!r}: use PRESET or PRESET,tiny with PRESET in "
-                     f"{sorted(presets)}.")
+    raise ValueError(
+      f"config argument {arg!r}: use PRESET or PRESET,tiny with PRESET in {sorted(presets)}."
+    )
   return parts[0], "tiny" in parts[1:]
 
 

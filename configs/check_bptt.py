@@ -23,12 +23,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   cfg.batch_size = 3
   cfg.seq_len = 7
   cfg.activation = "sigmoid" if arg == "sigmoid" else "tanh"
-  cfg.truncation = 3 if arg == "truncated" else 0  # 0 = full BPTT; k cuts the gradient every k steps
+  cfg.truncation = (
+    3 if arg == "truncated" else 0
+  )  # 0 = full BPTT; k cuts the gradient every k steps
   cfg.seed = 0
   cfg.grad_rtol = 1e-10  # manual vs jax.grad, both float64
-  cfg.fd_rtol = 1e-6     # manual vs centred finite differences
+  cfg.fd_rtol = 1e-6  # manual vs centred finite differences
   cfg.fd_eps = 1e-5
-  cfg.fd_coords = 6      # coordinates per parameter: its largest gradient + random ones
+  cfg.fd_coords = 6  # coordinates per parameter: its largest gradient + random ones
   cfg.inject_error = ""  # "" | parameter name (e.g. "W_h", "h0") | "carry": tests the check
   if arg not in (None, "", "tanh", "sigmoid", "truncated"):
     raise ValueError(f"configs/check_bptt.py:{arg}: use '', 'tanh', 'sigmoid' or 'truncated'.")

@@ -33,35 +33,67 @@ def get_config(arg: str = "pydoc") -> ml_collections.ConfigDict:
   c.data = data_config("pydoc")
   c.num_samples = 3
   c.temperature = 0.8
-  c.ngram = ml_collections.ConfigDict({
+  c.ngram = ml_collections.ConfigDict(
+    {
       "orders": (1, 2, 3, 4, 5),
       "smoothings": ("mle", "laplace", "katz", "kneser_ney", "modified_kneser_ney"),
-  })
+    }
+  )
   # Sized for the ~45k-token embedded corpus: 10-20 s per network on 2 cores.
-  train = {"batch_size": 16, "seq_len": 35, "num_epochs": 20, "log_every_steps": 50,
-           "checkpoint_every_steps": 10_000, "loss_normalizer": "tokens"}
+  train = {
+    "batch_size": 16,
+    "seq_len": 35,
+    "num_epochs": 20,
+    "log_every_steps": 50,
+    "checkpoint_every_steps": 10_000,
+    "loss_normalizer": "tokens",
+  }
   optim = {"name": "adam", "learning_rate": 3e-3, "clip_norm": 1.0, "schedule": "constant"}
   evals = {"batch_size": 4}
-  c.neural = ml_collections.ConfigDict({
-      "window": _neural("configs/window.py:ptb", train=train, optim=optim, eval=evals, model={
-          "context": 4, "embed_dim": 64, "hidden_dim": 128, "dropout": 0.3}),
-      "elman": _neural("configs/rnn.py:elman_ptb", train=train, optim=optim, eval=evals, model={
-          "embed_dim": 128, "hidden_dim": 128, "dropout": 0.3}),
-      "lstm": _neural("configs/rnn.py:lstm_small_ptb", train=train, optim=optim, eval=evals, model={
-          "embed_dim": 128, "hidden_dim": 128, "num_layers": 1, "dropout": 0.3,
-          "tie_weights": True}),
-  })
+  c.neural = ml_collections.ConfigDict(
+    {
+      "window": _neural(
+        "configs/window.py:ptb",
+        train=train,
+        optim=optim,
+        eval=evals,
+        model={"context": 4, "embed_dim": 64, "hidden_dim": 128, "dropout": 0.3},
+      ),
+      "elman": _neural(
+        "configs/rnn.py:elman_ptb",
+        train=train,
+        optim=optim,
+        eval=evals,
+        model={"embed_dim": 128, "hidden_dim": 128, "dropout": 0.3},
+      ),
+      "lstm": _neural(
+        "configs/rnn.py:lstm_small_ptb",
+        train=train,
+        optim=optim,
+        eval=evals,
+        model={
+          "embed_dim": 128,
+          "hidden_dim": 128,
+          "num_layers": 1,
+          "dropout": 0.3,
+          "tie_weights": True,
+        },
+      ),
+    }
+  )
   c.models = ("window", "elman", "lstm")  # which entries of ``neural`` to run, in this order
   c.interpolate = ("modified_kneser_ney_5", "lstm")
   if arg == "ptb":
     c.data = data_config("ptb")
     c.ngram.orders = (3, 5)
     c.ngram.smoothings = ("katz", "modified_kneser_ney")
-    c.neural = ml_collections.ConfigDict({
+    c.neural = ml_collections.ConfigDict(
+      {
         "window": _neural("configs/window.py:ptb"),
         "elman": _neural("configs/rnn.py:elman_ptb"),
         "lstm": _neural("configs/rnn.py:lstm_small_ptb"),
-    })
+      }
+    )
   elif arg != "pydoc":
     raise ValueError(f"unknown preset {arg!r}; use pydoc (default) or ptb.")
   return c

@@ -15,12 +15,13 @@ modified KN), ``ptb`` (5-gram modified KN), ``shakespeare`` (character 7-gram).
 
 import ml_collections
 
-from lm_jax import spec
+from lm_jax.ngram.spec import NGramSpec
+from lm_jax.spec import as_config
 
 
 def get_config(arg: str = "default") -> ml_collections.ConfigDict:
-  """Fields and defaults: ``lm_jax.spec.NGramSpec`` (3-gram modified Kneser-Ney, embedded corpus)."""
-  c = spec.as_config(spec.NGramSpec())
+  """Fields and defaults: ``lm_jax.ngram.spec.NGramSpec`` (3-gram modified Kneser-Ney, embedded corpus)."""
+  c = as_config(NGramSpec())
   if arg == "ptb":
     c.order = 5
     c.data.name = "ptb"

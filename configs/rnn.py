@@ -36,12 +36,16 @@ from lm_jax.data.pipeline import data_config
 def elman_ptb():
   """1-layer tanh Elman RNN, 400 units, tied softmax, dropout 0.3, Adam halved on plateaus."""
   c = base_config()
-  c.model.update(kind="elman", embed_dim=400, hidden_dim=400, num_layers=1, dropout=0.3,
-                 tie_weights=True)
+  c.model.update(
+    kind="elman", embed_dim=400, hidden_dim=400, num_layers=1, dropout=0.3, tie_weights=True
+  )
   c.train.update(batch_size=32, num_epochs=12, loss_normalizer="tokens")
-  c.optim.update(name="adam", learning_rate=2e-3, clip_norm=1.0,
-                 plateau=dict(enabled=True, factor=0.5, patience=1, rtol=5e-3, cooldown=0,
-                              min_scale=0.0))
+  c.optim.update(
+    name="adam",
+    learning_rate=2e-3,
+    clip_norm=1.0,
+    plateau=dict(enabled=True, factor=0.5, patience=1, rtol=5e-3, cooldown=0, min_scale=0.0),
+  )
   c.eval.batch_size = 1  # The test set as one stream, as Mikolov's RNNLM scores it.
   return c
 
@@ -68,8 +72,9 @@ def char_shakespeare():
   c = base_config()
   c.data = data_config("tinyshakespeare", "char")
   c.model.update(embed_dim=128, hidden_dim=384, num_layers=2, dropout=0.25, init_scale=0.08)
-  c.train.update(batch_size=16, seq_len=100, num_epochs=16, loss_normalizer="tokens",
-                 eval_every_steps=100)  # A valid point every ~12 s: curves against wall time.
+  c.train.update(
+    batch_size=16, seq_len=100, num_epochs=16, loss_normalizer="tokens", eval_every_steps=100
+  )  # A valid point every ~12 s: curves against wall time.
   c.optim.update(name="adam", learning_rate=5e-3, clip_norm=5.0, schedule="cosine")
   c.eval.batch_size = 16
   return c

@@ -17,12 +17,14 @@ from configs import base_config, make_tiny, parse_arg
 def ptb():
   """5 words of context, 256-dim embeddings, 512 tanh units, dropout 0.3, Adam halved on plateaus."""
   c = base_config()
-  c.model.update(kind="window", context=5, embed_dim=256, hidden_dim=512, num_layers=1,
-                 dropout=0.3)
+  c.model.update(kind="window", context=5, embed_dim=256, hidden_dim=512, num_layers=1, dropout=0.3)
   c.train.update(batch_size=64, seq_len=35, num_epochs=10, loss_normalizer="tokens")
-  c.optim.update(name="adam", learning_rate=1e-3, clip_norm=1.0,
-                 plateau=dict(enabled=True, factor=0.5, patience=1, rtol=5e-3, cooldown=0,
-                              min_scale=0.0))
+  c.optim.update(
+    name="adam",
+    learning_rate=1e-3,
+    clip_norm=1.0,
+    plateau=dict(enabled=True, factor=0.5, patience=1, rtol=5e-3, cooldown=0, min_scale=0.0),
+  )
   return c
 
 

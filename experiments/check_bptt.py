@@ -14,8 +14,9 @@ from ml_collections import config_flags
 from lm_jax import cli
 from lm_jax.models import bptt_check
 
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/check_bptt.py",
-                                          "Sizes, seed and tolerances of the check.")
+_CONFIG = config_flags.DEFINE_config_file(
+  "config", "configs/check_bptt.py", "Sizes, seed and tolerances of the check."
+)
 
 
 def main(argv: list[str]) -> None:
@@ -24,8 +25,10 @@ def main(argv: list[str]) -> None:
   report = bptt_check.check_gradients(_CONFIG.value)  # Config errors exit via cli.run.
   print(report.format(), flush=True)
   if not report.ok:
-    sys.exit(f"manual BPTT gradient check failed for {', '.join(report.failed_names())}: "
-             "see the FAIL lines above.")
+    sys.exit(
+      f"manual BPTT gradient check failed for {', '.join(report.failed_names())}: "
+      "see the FAIL lines above."
+    )
 
 
 if __name__ == "__main__":

@@ -5,8 +5,9 @@ from absl import flags
 from lm_jax import cli, compare
 
 _PLOT = flags.DEFINE_string("plot", None, "Write a PNG of the learning curves to this path.")
-_ALLOW = flags.DEFINE_bool("allow_mismatch", False,
-                           "Compare runs even if their vocabulary or corpus checksums differ.")
+_ALLOW = flags.DEFINE_bool(
+  "allow_mismatch", False, "Compare runs even if their vocabulary or corpus checksums differ."
+)
 _OUT = flags.DEFINE_string("output", None, "Also write the markdown table to this file.")
 
 

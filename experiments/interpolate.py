@@ -14,7 +14,9 @@ def main(argv):
   names = [os.path.basename(os.path.normpath(d)) for d in argv[1:]]
   print("| model | weight | valid ppl | test ppl |\n| --- | --- | --- | --- |")
   for i, n in enumerate(names):
-    print(f"| {n} | {res['weights'][i]:.3f} | {res['valid_single'][i]:.2f} | {res['test_single'][i]:.2f} |")
+    print(
+      f"| {n} | {res['weights'][i]:.3f} | {res['valid_single'][i]:.2f} | {res['test_single'][i]:.2f} |"
+    )
   print(f"| mixture | 1 | {res['valid']['perplexity']:.2f} | {res['test']['perplexity']:.2f} |")
 
 

@@ -5,10 +5,12 @@ from ml_collections import config_flags
 
 from lm_jax import cli, lecture
 
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/lecture.py", "Lecture config.",
-                                          lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Output directory (one run directory per model).",
-                               required=True)
+_CONFIG = config_flags.DEFINE_config_file(
+  "config", "configs/lecture.py", "Lecture config.", lock_config=True
+)
+_WORKDIR = flags.DEFINE_string(
+  "workdir", None, "Output directory (one run directory per model).", required=True
+)
 
 
 def main(argv):

@@ -6,9 +6,12 @@ from ml_collections import config_flags
 from lm_jax import cli
 from lm_jax.ngram import run
 
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/ngram.py", "N-gram config file.",
-                                          lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for config.json, metrics.jsonl, ...", required=True)
+_CONFIG = config_flags.DEFINE_config_file(
+  "config", "configs/ngram.py", "N-gram config file.", lock_config=True
+)
+_WORKDIR = flags.DEFINE_string(
+  "workdir", None, "Directory for config.json, metrics.jsonl, ...", required=True
+)
 
 
 def main(argv):

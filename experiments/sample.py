@@ -20,8 +20,9 @@ flags.mark_flag_as_required("workdir")
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  samples = sampling.sample_from_workdir(_WORKDIR.value, _NUM.value, _TEMPERATURE.value,
-                                         _SEED.value, _TOP_K.value, _MAX_LEN.value)
+  samples = sampling.sample_from_workdir(
+    _WORKDIR.value, _NUM.value, _TEMPERATURE.value, _SEED.value, _TOP_K.value, _MAX_LEN.value
+  )
   for s in samples:
     print(f"{s.logprob:.3f}\t{s.text}{' ...' if s.truncated else ''}")
 

@@ -11,9 +11,14 @@ from ml_collections import config_flags
 from lm_jax import cli, train
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Config file and preset, e.g. configs/rnn.py:lstm_small_ptb[,tiny].",
-    lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory: config, vocab, metrics, checkpoints.")
+  "config",
+  None,
+  "Config file and preset, e.g. configs/rnn.py:lstm_small_ptb[,tiny].",
+  lock_config=True,
+)
+_WORKDIR = flags.DEFINE_string(
+  "workdir", None, "Run directory: config, vocab, metrics, checkpoints."
+)
 flags.mark_flags_as_required(["config", "workdir"])
 
 

@@ -24,79 +24,26 @@ import shutil
 import signal
 import threading
 import time
-from typing import Any
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
-from lm_jax.data.vocab import Vocab
+from lm_jax.checkpoint_meta import check_meta, diff_meta, flat_config, run_meta
 from lm_jax.errors import CheckpointError
 
-# Config keys that may change between a run and its resumption: they affect
-# logging, storage or extra outputs, not the trained numbers.  (eval.batch_size
-# is not here: it changes the per-epoch validation loss that the plateau
-# schedule reacts to; data.dir may move, but the corpus checksums must match.)
-RESUMABLE_KEYS = frozenset({
-    "train.log_every_steps", "train.checkpoint_every_steps", "train.keep_checkpoints",
-    "eval.dump_tokens", "data.dir", "data.download",
-})
-CHECKSUMS = "checksums.json"
-
-
-def flat_config(config: dict) -> dict[str, Any]:
-  """``{"model.hidden_dim": 200, ...}`` with JSON values, minus the resumable keys."""
-  out = {}
-
-  def walk(prefix: str, d: dict) -> None:
-    for k, v in d.items():
-      key = f"{prefix}{k}"
-      if isinstance(v, dict):
-        walk(key + ".", v)
-      elif key not in RESUMABLE_KEYS:
-        out[key] = v
-
-  walk("", config)
-  return json.loads(json.dumps(out, default=str))  # Tuples become lists, as they come back.
-
-
-def param_shapes(params) -> dict[str, str]:
-  """``{"layers/0/W_h": "float32[200,200]", ...}``."""
-  leaves = jax.tree_util.tree_flatten_with_path(params)[0]
-  return {"/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path):
-          f"{np.dtype(x.dtype).name}[{','.join(map(str, x.shape))}]" for path, x in leaves}
-
-
-def run_meta(config: dict, vocab: Vocab, params,
-             corpus_checksums: dict | None = None) -> dict:
-  """What a checkpoint must agree on with the run that restores it.
-
-  ``corpus_checksums`` (the training run's) are compared when both sides have
-  them: the same vocabulary can come from a different text.
-  """
-  meta = {"config": flat_config(config), "vocab_hash": vocab.hash, "vocab_size": vocab.size,
-          "params": param_shapes(params)}
-  if corpus_checksums is not None:
-    meta["corpus_checksums"] = dict(corpus_checksums)
-  return meta
-
-
-def diff_meta(saved: dict, current: dict) -> list[str]:
-  """One line per difference: ``key: <checkpoint> (checkpoint) != <this run> (this run)``."""
-  lines = []
-  for section in ("vocab_hash", "vocab_size", "corpus_checksums"):
-    if section == "corpus_checksums" and (section not in saved or section not in current):
-      continue  # Sampling restores without reading the corpus.
-    if saved.get(section) != current.get(section):
-      lines.append(f"{section}: {saved.get(section)!r} (checkpoint) != {current.get(section)!r} (this run)")
-  for section in ("config", "params"):
-    a, b = saved.get(section, {}), current.get(section, {})
-    for k in sorted(set(a) | set(b)):
-      if a.get(k, "<absent>") != b.get(k, "<absent>"):
-        lines.append(f"{section} {k}: {a.get(k, '<absent>')!r} (checkpoint) != "
-                     f"{b.get(k, '<absent>')!r} (this run)")
-  return lines
+CHECKSUMS = "checksums.json"  # In the workdir: sha256 of every file of every kept step.
+# The meta functions are part of this module's interface (the training loop, sampling, tests).
+__all__ = [
+  "Checkpointer",
+  "Preemption",
+  "check_meta",
+  "diff_meta",
+  "flat_config",
+  "restore_params",
+  "run_meta",
+]
 
 
 def _file_hashes(step_dir: str) -> dict[str, str]:
@@ -135,14 +82,17 @@ class Checkpointer:
     if primary:
       self._verify()
     options = ocp.CheckpointManagerOptions(
-        preservation_policy=ocp.checkpoint_managers.LatestN(keep), create=True,
-        # Saves write STEP.orbax-checkpoint-tmp-* and rename it when complete, so a killed
-        # save never replaces the last good step; its leftover is removed here.
-        cleanup_tmp_directories=True,
-        # Saves are hashed at once anyway; synchronous saves fail in one place, not in threads.
-        enable_async_checkpointing=False)
-    self.manager = ocp.CheckpointManager(self.directory, item_names=("state", "meta"),
-                                         options=options)
+      preservation_policy=ocp.checkpoint_managers.LatestN(keep),
+      create=True,
+      # Saves write STEP.orbax-checkpoint-tmp-* and rename it when complete, so a killed
+      # save never replaces the last good step; its leftover is removed here.
+      cleanup_tmp_directories=True,
+      # Saves are hashed at once anyway; synchronous saves fail in one place, not in threads.
+      enable_async_checkpointing=False,
+    )
+    self.manager = ocp.CheckpointManager(
+      self.directory, item_names=("state", "meta"), options=options
+    )
 
   def _checksums(self) -> dict[str, dict[str, str]]:
     try:
@@ -165,15 +115,19 @@ class Checkpointer:
       return
     steps = sorted((int(n) for n in os.listdir(self.directory) if n.isdigit()), reverse=True)
     sums = self._checksums()
-    bad = {s: why for s in steps if (why := _damage(os.path.join(self.directory, str(s)),
-                                                    sums.get(str(s))))}
+    bad = {
+      s: why
+      for s in steps
+      if (why := _damage(os.path.join(self.directory, str(s)), sums.get(str(s))))
+    }
     if not bad:
       return
     listing = "; ".join(f"step {s}: {why}" for s, why in bad.items())
     if len(bad) == len(steps):
       raise CheckpointError(
-          f"no intact checkpoint in {self.directory} ({listing}); move that folder away to "
-          "start the run over.")
+        f"no intact checkpoint in {self.directory} ({listing}); move that folder away to "
+        "start the run over."
+      )
     aside = os.path.join(self.workdir, "corrupt_checkpoints")
     os.makedirs(aside, exist_ok=True)
     for s, why in bad.items():
@@ -181,8 +135,9 @@ class Checkpointer:
       shutil.move(os.path.join(self.directory, str(s)), dest)
       logging.warning("checkpoint step %d is damaged (%s); moved it to %s", s, why, dest)
     self._write_checksums({k: v for k, v in sums.items() if int(k) not in bad})
-    logging.warning("resuming from step %d, the newest intact checkpoint",
-                    max(set(steps) - set(bad)))
+    logging.warning(
+      "resuming from step %d, the newest intact checkpoint", max(set(steps) - set(bad))
+    )
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
@@ -193,10 +148,15 @@ class Checkpointer:
     Arrays that span processes stay jax.Arrays: each process writes its shards.
     """
     host_state = jax.tree.map(
-        lambda x: np.asarray(x) if getattr(x, "is_fully_addressable", True) else x, state)
+      lambda x: np.asarray(x) if getattr(x, "is_fully_addressable", True) else x, state
+    )
     _check_room(self.directory, sum(x.nbytes for x in jax.tree.leaves(host_state)))
-    self.manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(host_state), meta=ocp.args.JsonSave(meta)))
+    self.manager.save(
+      step,
+      args=ocp.args.Composite(
+        state=ocp.args.StandardSave(host_state), meta=ocp.args.JsonSave(meta)
+      ),
+    )
     self.manager.wait_until_finished()
     if self.primary:
       on_disk = {n for n in os.listdir(self.directory) if n.isdigit()}
@@ -210,13 +170,16 @@ class Checkpointer:
     if step is None:
       raise CheckpointError(f"no checkpoint in {self.directory}; train first (experiments.train).")
     saved = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
-    _check_meta(saved, meta, step, self.directory)
+    check_meta(saved, meta, step, self.directory)
     try:
-      restored = self.manager.restore(step, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(abstract_state)))["state"]
+      restored = self.manager.restore(
+        step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state))
+      )["state"]
     except (ValueError, KeyError, TypeError) as e:
-      raise CheckpointError(f"checkpoint step {step} in {self.directory} does not match this "
-                            f"train state ({e}); it may come from another lm_jax version.") from None
+      raise CheckpointError(
+        f"checkpoint step {step} in {self.directory} does not match this "
+        f"train state ({e}); it may come from another lm_jax version."
+      ) from None
     return restored
 
   def wait(self) -> None:
@@ -237,17 +200,11 @@ def _check_room(directory: str, nbytes: int) -> None:
     raise OSError(errno.ENOSPC, f"{free} bytes free, a checkpoint needs about {nbytes}", directory)
   limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
   if limit != resource.RLIM_INFINITY and limit < nbytes:
-    raise OSError(errno.EFBIG, f"files are limited to {limit} bytes (ulimit -f), a checkpoint "
-                  f"needs about {nbytes}", directory)
-
-
-def _check_meta(saved: dict, meta: dict, step: int, directory: str) -> None:
-  diffs = diff_meta(saved, meta)
-  if diffs:
-    raise CheckpointError(
-        f"the checkpoint at step {step} in {directory} was written by a different run; "
-        "refusing a partial or mismatched restore. Differences: " + "; ".join(diffs) +
-        ". Use a fresh --workdir for a new configuration, or restore with the original config.")
+    raise OSError(
+      errno.EFBIG,
+      f"files are limited to {limit} bytes (ulimit -f), a checkpoint needs about {nbytes}",
+      directory,
+    )
 
 
 def restore_params(workdir: str, abstract_params, meta: dict):
@@ -257,8 +214,11 @@ def restore_params(workdir: str, abstract_params, meta: dict):
   running job.  Steps are checked against their checksums first.
   """
   directory = os.path.join(os.path.abspath(workdir), "checkpoints")
-  steps = sorted((int(n) for n in os.listdir(directory) if n.isdigit()), reverse=True) \
-      if os.path.isdir(directory) else []
+  steps = (
+    sorted((int(n) for n in os.listdir(directory) if n.isdigit()), reverse=True)
+    if os.path.isdir(directory)
+    else []
+  )
   if not steps:
     raise CheckpointError(f"no checkpoint in {directory}; train first (experiments.train).")
   try:
@@ -274,20 +234,25 @@ def restore_params(workdir: str, abstract_params, meta: dict):
       problems.append(f"step {step}: {why}")
       continue
     if problems:
-      logging.warning("using checkpoint step %d; newer ones are damaged (%s)", step,
-                      "; ".join(problems))
+      logging.warning(
+        "using checkpoint step %d; newer ones are damaged (%s)", step, "; ".join(problems)
+      )
     saved = ocp.Checkpointer(ocp.JsonCheckpointHandler()).restore(os.path.join(step_dir, "meta"))
-    _check_meta(saved, meta, step, directory)
+    check_meta(saved, meta, step, directory)
     try:
       restored = ocp.PyTreeCheckpointer().restore(
-          os.path.join(step_dir, "state"),
-          args=ocp.args.PyTreeRestore(item={"params": abstract_params}, partial_restore=True))
+        os.path.join(step_dir, "state"),
+        args=ocp.args.PyTreeRestore(item={"params": abstract_params}, partial_restore=True),
+      )
     except (ValueError, KeyError, TypeError) as e:
-      raise CheckpointError(f"checkpoint step {step} in {directory} does not hold these "
-                            f"parameters ({e}).") from None
+      raise CheckpointError(
+        f"checkpoint step {step} in {directory} does not hold these parameters ({e})."
+      ) from None
     return step, restored["params"]
-  raise CheckpointError(f"no intact checkpoint in {directory} ({'; '.join(problems)}); "
-                        "retrain, or restore the folder from a backup.")
+  raise CheckpointError(
+    f"no intact checkpoint in {directory} ({'; '.join(problems)}); "
+    "retrain, or restore the folder from a backup."
+  )
 
 
 class Preemption:
@@ -296,7 +261,7 @@ class Preemption:
   def __init__(self):
     self.requested, self._previous = False, None
 
-  def __enter__(self) -> "Preemption":
+  def __enter__(self) -> Preemption:
     if threading.current_thread() is threading.main_thread():
       self._previous = signal.signal(signal.SIGTERM, self._handle)
     return self

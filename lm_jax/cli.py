@@ -13,15 +13,20 @@ import logging as py_logging
 import re
 import sys
 import traceback
-from typing import Callable
+from collections.abc import Callable
 
 from absl import app
 
 from lm_jax.errors import LMJaxError
 
-_DISK = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
-         errno.EFBIG: "a file grew past the size limit", errno.EROFS: "the file system is read-only",
-         errno.EACCES: "permission denied", errno.EPERM: "permission denied"}
+_DISK = {
+  errno.ENOSPC: "the disk is full",
+  errno.EDQUOT: "the disk quota is exceeded",
+  errno.EFBIG: "a file grew past the size limit",
+  errno.EROFS: "the file system is read-only",
+  errno.EACCES: "permission denied",
+  errno.EPERM: "permission denied",
+}
 
 
 class _QuietLibraries(py_logging.Filter):
@@ -31,7 +36,8 @@ class _QuietLibraries(py_logging.Filter):
   def filter(self, record: py_logging.LogRecord) -> bool:
     path = record.pathname.replace("\\", "/")
     return record.levelno >= py_logging.CRITICAL or not any(
-        f"/{lib}/" in path for lib in ("orbax", "tensorboardX", "etils"))
+      f"/{lib}/" in path for lib in ("orbax", "tensorboardX", "etils")
+    )
 
 
 def _io_error(e: BaseException) -> OSError | None:
@@ -43,8 +49,11 @@ def _io_error(e: BaseException) -> OSError | None:
       return e
     text = str(e)
     for code in _DISK:  # tensorstore reports os_error_code='28'; Python, [Errno 28].
-      if f"[Errno {code}]" in text or f"os_error_code='{code}'" in text or (
-          code == errno.ENOSPC and "No space left" in text):
+      if (
+        f"[Errno {code}]" in text
+        or f"os_error_code='{code}'" in text
+        or (code == errno.ENOSPC and "No space left" in text)
+      ):
         return OSError(code, text.splitlines()[0][:200] if text else "")
     e = e.__cause__ or e.__context__
   return None
@@ -65,8 +74,10 @@ def run(main: Callable[[list[str]], None]) -> None:
     frames = traceback.extract_tb(e.__traceback__)
     from_config = bool(frames) and "ml_collections" in frames[-1].filename
     if m and from_config and any(a.startswith("--config.") and m.group(1) in a for a in sys.argv):
-      sys.exit(f"error: unknown config field {m.group(1)!r}. {m.group(2)} "
-               "Fields are listed in the config file given with --config.".replace("  ", " "))
+      sys.exit(
+        f"error: unknown config field {m.group(1)!r}. {m.group(2)} "
+        "Fields are listed in the config file given with --config.".replace("  ", " ")
+      )
     raise
   except Exception as e:  # noqa: BLE001 -- only write failures are turned into a message.
     io = _io_error(e)
@@ -74,6 +85,8 @@ def run(main: Callable[[list[str]], None]) -> None:
       raise
     detail = [str(x) for x in (io.strerror, io.filename) if x and not str(x).startswith("[Errno")]
     where = f" ({': '.join(detail)})" if detail else ""
-    sys.exit(f"error: a write failed because {_DISK[io.errno]}{where}; nothing after the last "
-             "checkpoint was kept. Free space or choose a --workdir you can write to, then rerun "
-             "the same command to resume.")
+    sys.exit(
+      f"error: a write failed because {_DISK[io.errno]}{where}; nothing after the last "
+      "checkpoint was kept. Free space or choose a --workdir you can write to, then rerun "
+      "the same command to resume."
+    )

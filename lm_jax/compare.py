@@ -51,12 +51,16 @@ def check_comparable(runs: list[Run]) -> list[str]:
   base = runs[0]
   for r in runs[1:]:
     if r.info.get("vocab_hash") != base.info.get("vocab_hash"):
-      problems.append(f"{r.name} uses vocabulary {r.info.get('vocab_hash')} "
-                      f"({r.info.get('vocab_size')} types), {base.name} uses "
-                      f"{base.info.get('vocab_hash')} ({base.info.get('vocab_size')} types)")
+      problems.append(
+        f"{r.name} uses vocabulary {r.info.get('vocab_hash')} "
+        f"({r.info.get('vocab_size')} types), {base.name} uses "
+        f"{base.info.get('vocab_hash')} ({base.info.get('vocab_size')} types)"
+      )
     rc, bc = r.info.get("corpus", {}).get("checksums"), base.info.get("corpus", {}).get("checksums")
     if rc != bc:
-      problems.append(f"{r.name} and {base.name} read different corpus files (checksums {rc} vs {bc})")
+      problems.append(
+        f"{r.name} and {base.name} read different corpus files (checksums {rc} vs {bc})"
+      )
   return problems
 
 
@@ -75,8 +79,10 @@ def _fmt(v) -> str:
 
 def table(runs: list[Run]) -> str:
   """Markdown: one row per run with final and best perplexities, then config differences."""
-  lines = ["| run | model | corpus | vocab | valid ppl (final) | valid ppl (best) | test ppl | test nll/token |",
-           "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+  lines = [
+    "| run | model | corpus | vocab | valid ppl (final) | valid ppl (best) | test ppl | test nll/token |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- |",
+  ]
   for r in runs:
     fin = r.finals()
     m = r.config.get("model") if isinstance(r.config.get("model"), dict) else {}
@@ -87,15 +93,20 @@ def table(runs: list[Run]) -> str:
     else:
       model = f"{m.get('kind', '?')} {m.get('num_layers', '')}x{m.get('hidden_dim', '')}"
     test = fin.get("test", {})
-    lines.append(f"| {r.name} | {model} | {r.info.get('corpus', {}).get('name')} | "
-                 f"{r.info.get('vocab_size')} | {_fmt(fin.get('valid', {}).get('perplexity'))} | "
-                 f"{_fmt(_best(r.records, 'valid'))} | {_fmt(test.get('perplexity'))} | "
-                 f"{_fmt(test.get('nll_per_token'))} |")
+    lines.append(
+      f"| {r.name} | {model} | {r.info.get('corpus', {}).get('name')} | "
+      f"{r.info.get('vocab_size')} | {_fmt(fin.get('valid', {}).get('perplexity'))} | "
+      f"{_fmt(_best(r.records, 'valid'))} | {_fmt(test.get('perplexity'))} | "
+      f"{_fmt(test.get('nll_per_token'))} |"
+    )
   flat = [_flatten(r.config) for r in runs]
   keys = sorted({k for f in flat for k in f if len({json.dumps(g.get(k)) for g in flat}) > 1})
   if keys:
-    lines += ["", "| config field | " + " | ".join(r.name for r in runs) + " |",
-              "| --- |" + " --- |" * len(runs)]
+    lines += [
+      "",
+      "| config field | " + " | ".join(r.name for r in runs) + " |",
+      "| --- |" + " --- |" * len(runs),
+    ]
     lines += [f"| {k} | " + " | ".join(_fmt(f.get(k)) for f in flat) + " |" for k in keys]
   return "\n".join(lines)
 
@@ -104,25 +115,38 @@ def plot(runs: list[Run], path: str) -> str:
   """Learning curves (training loss, validation perplexity) against steps, as a PNG."""
   folder = os.path.dirname(os.path.abspath(path))
   if not os.path.isdir(folder):
-    raise LMJaxError(f"cannot write the plot {path}: the folder {folder} does not exist; create it "
-                     "or pass another --plot path.")
+    raise LMJaxError(
+      f"cannot write the plot {path}: the folder {folder} does not exist; create it "
+      "or pass another --plot path."
+    )
   import matplotlib  # Deferred: only plotting needs it.
+
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
+
   fig, (ax_loss, ax_ppl) = plt.subplots(1, 2, figsize=(11, 4))
   for r in runs:
     train = [(x["step"], x["loss"]) for x in r.records if x.get("kind") == "train"]
-    valid = [(x["step"], x["perplexity"]) for x in r.records if x.get("kind") == "eval"
-             and x.get("split") == "valid" and "step" in x and math.isfinite(x["perplexity"])]
+    valid = [
+      (x["step"], x["perplexity"])
+      for x in r.records
+      if x.get("kind") == "eval"
+      and x.get("split") == "valid"
+      and "step" in x
+      and math.isfinite(x["perplexity"])
+    ]
     if train:
       ax_loss.plot(*zip(*train), label=r.name)
     if valid:
       ax_ppl.plot(*zip(*valid), marker="o", label=r.name)
     elif r.finals().get("valid"):  # Count models: one point, drawn as a level.
-      ax_ppl.axhline(r.finals()["valid"]["perplexity"], ls="--", label=r.name,
-                     color=f"C{runs.index(r)}")
+      ax_ppl.axhline(
+        r.finals()["valid"]["perplexity"], ls="--", label=r.name, color=f"C{runs.index(r)}"
+      )
   ax_loss.set(xlabel="step", ylabel="training loss (nats/token)", title="Training loss")
-  ax_ppl.set(xlabel="step", ylabel="validation perplexity", title="Validation perplexity", yscale="log")
+  ax_ppl.set(
+    xlabel="step", ylabel="validation perplexity", title="Validation perplexity", yscale="log"
+  )
   for ax in (ax_loss, ax_ppl):
     if ax.get_legend_handles_labels()[0]:
       ax.legend(fontsize=8)
@@ -137,9 +161,12 @@ def compare(paths: list[str], allow_mismatch: bool = False, plot_path: str | Non
   runs = [load_run(p) for p in paths]
   problems = check_comparable(runs)
   if problems and not allow_mismatch:
-    raise LMJaxError("these runs are not comparable: " + "; ".join(problems)
-                     + ". Perplexities over different vocabularies or texts mean different things; "
-                     "pass --allow_mismatch to compare anyway.")
+    raise LMJaxError(
+      "these runs are not comparable: "
+      + "; ".join(problems)
+      + ". Perplexities over different vocabularies or texts mean different things; "
+      "pass --allow_mismatch to compare anyway."
+    )
   report = table(runs)
   if problems:
     report = "**Warning: not comparable** — " + "; ".join(problems) + "\n\n" + report

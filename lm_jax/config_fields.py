@@ -35,23 +35,29 @@ def _accepts(kind, value: Any) -> bool:
 def _name(kind) -> str:
   if typing.get_origin(kind) in (typing.Union, types.UnionType):
     return " or ".join(_name(k) for k in typing.get_args(kind))
-  return {type(None): "None", float: "a finite number"}.get(kind, getattr(kind, "__name__", str(kind)))
+  return {type(None): "None", float: "a finite number"}.get(
+    kind, getattr(kind, "__name__", str(kind))
+  )
 
 
 def check_types(section: str, values: dict[str, Any], kinds: type | dict[str, Any]) -> None:
   """ConfigError naming ``section.key`` for the first value its field (dataclass or dict) cannot hold."""
   from lm_jax.errors import ConfigError  # Deferred: keeps this module import-light.
+
   hints = kinds if isinstance(kinds, dict) else typing.get_type_hints(kinds)
   for key, value in values.items():
     if key in hints and not _accepts(hints[key], value):
       name = f"{section}.{key}" if section else key
-      raise ConfigError(f"{name}={value!r} ({type(value).__name__}) must be {_name(hints[key])}; "
-                        f"fix the config file or pass --config.{name}=VALUE.")
+      raise ConfigError(
+        f"{name}={value!r} ({type(value).__name__}) must be {_name(hints[key])}; "
+        f"fix the config file or pass --config.{name}=VALUE."
+      )
 
 
 def freeze(section: str, values: dict[str, Any], cls: type, ignore: frozenset = frozenset()):
   """``cls(**values)`` after refusing unknown keys and wrongly typed values, each named."""
   from lm_jax.errors import ConfigError  # Deferred, as above.
+
   fields = {f.name for f in dataclasses.fields(cls)} - set(ignore)
   unknown = set(values) - fields
   if unknown:
@@ -82,6 +88,7 @@ def as_config(obj) -> ml_collections.ConfigDict:
 def section(config, key: str) -> dict[str, Any]:
   """``config[key]`` as a plain dict ({} when absent); a non-section value is a ConfigError."""
   from lm_jax.errors import ConfigError  # Deferred, as above.
+
   value = config.get(key) if hasattr(config, "get") else None
   if value is None:
     return {}
@@ -93,6 +100,7 @@ def section(config, key: str) -> dict[str, Any]:
 def at_least(section: str, spec, names: tuple[str, ...], low: int = 1) -> None:
   """ConfigError naming ``section.name`` for the first field below ``low`` (None is allowed)."""
   from lm_jax.errors import ConfigError  # Deferred, as above.
+
   for name in names:
     value = getattr(spec, name)
     if value is not None and value < low:
@@ -102,5 +110,6 @@ def at_least(section: str, spec, names: tuple[str, ...], low: int = 1) -> None:
 def one_of(key: str, value, choices: tuple[str, ...]) -> None:
   """ConfigError unless ``value`` is one of ``choices``."""
   from lm_jax.errors import ConfigError  # Deferred, as above.
+
   if value not in choices:
     raise ConfigError(f"{key}={value!r}; use one of {', '.join(map(repr, choices))}.")

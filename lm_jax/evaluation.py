@@ -38,10 +38,10 @@ class EvalResult:
   """Sums over one split; every derived number comes from these."""
 
   split: str
-  nll: float          # Σ -ln p over all predicted tokens (OOVs included), nats
-  tokens: int         # predicted tokens: words + one </s> per sentence
+  nll: float  # Σ -ln p over all predicted tokens (OOVs included), nats
+  tokens: int  # predicted tokens: words + one </s> per sentence
   sentences: int
-  oovs: int           # words that were mapped to <unk>
+  oovs: int  # words that were mapped to <unk>
   oov_nll: float = 0.0  # Σ -ln p over the OOV tokens alone
   zeroprobs: int = 0  # tokens with probability 0 (only unsmoothed models)
   oov_zeroprobs: int = 0  # of those, OOV tokens
@@ -73,37 +73,47 @@ class EvalResult:
     denom = self.tokens - self.oovs - zeroprobs
     ppl = 10 ** (-logprob / denom) if denom > 0 else math.inf
     ppl1 = 10 ** (-logprob / (denom - self.sentences)) if denom > self.sentences else math.inf
-    return (f"{self.sentences} sentences, {self.words} words, {self.oovs} OOVs\n"
-            f"{zeroprobs} zeroprobs, logprob= {logprob:.6g} ppl= {ppl:.7g} ppl1= {ppl1:.7g}")
+    return (
+      f"{self.sentences} sentences, {self.words} words, {self.oovs} OOVs\n"
+      f"{zeroprobs} zeroprobs, logprob= {logprob:.6g} ppl= {ppl:.7g} ppl1= {ppl1:.7g}"
+    )
 
   def record(self) -> dict:
     """The final-evaluation record of ``metrics.jsonl`` (a zero probability makes nll infinite)."""
     nll = math.inf if self.zeroprobs else self.nll
     return {
-        "kind": "eval",
-        "split": self.split,
-        "perplexity": self.perplexity,
-        "perplexity_excluding_oovs": self.perplexity_excluding_oovs,
-        "tokens": self.tokens,
-        "nll": nll,
-        "nll_per_token": nll / self.tokens,
-        "bits_per_token": nll / self.tokens / math.log(2.0),
-        "logprob10": -nll / LN10,
-        "sentences": self.sentences,
-        "oovs": self.oovs,
-        "zeroprobs": self.zeroprobs,
+      "kind": "eval",
+      "split": self.split,
+      "perplexity": self.perplexity,
+      "perplexity_excluding_oovs": self.perplexity_excluding_oovs,
+      "tokens": self.tokens,
+      "nll": nll,
+      "nll_per_token": nll / self.tokens,
+      "bits_per_token": nll / self.tokens / math.log(2.0),
+      "logprob10": -nll / LN10,
+      "sentences": self.sentences,
+      "oovs": self.oovs,
+      "zeroprobs": self.zeroprobs,
     }
 
 
-def from_token_logprobs(split: str, logp: np.ndarray, oov: np.ndarray, sentences: int) -> EvalResult:
+def from_token_logprobs(
+  split: str, logp: np.ndarray, oov: np.ndarray, sentences: int
+) -> EvalResult:
   """Builds the sums from per-token natural-log probabilities (float64 accumulation)."""
   logp = np.asarray(logp, dtype=np.float64)
   zero = np.isneginf(logp)
   finite = np.where(zero, 0.0, logp)
-  return EvalResult(split=split, nll=float(-finite.sum()), tokens=int(len(logp)),
-                    sentences=int(sentences), oovs=int(oov.sum()),
-                    oov_nll=float(-finite[oov].sum()), zeroprobs=int(zero.sum()),
-                    oov_zeroprobs=int((zero & oov).sum()))
+  return EvalResult(
+    split=split,
+    nll=float(-finite.sum()),
+    tokens=int(len(logp)),
+    sentences=int(sentences),
+    oovs=int(oov.sum()),
+    oov_nll=float(-finite[oov].sum()),
+    zeroprobs=int(zero.sum()),
+    oov_zeroprobs=int((zero & oov).sum()),
+  )
 
 
 def token_dump(tokens, logp: np.ndarray, vocab) -> str:
@@ -117,7 +127,12 @@ def token_dump(tokens, logp: np.ndarray, vocab) -> str:
   out = io.StringIO()
   w = csv.writer(out, delimiter="\t", lineterminator="\n")
   w.writerow(["sentence", "position", "token", "oov", "ln_prob", "log10_prob"])
-  for s, p, t, o, lp in zip(sent.tolist(), pos.tolist(), vocab.decode(tokens.ids),
-                            tokens.oov.tolist(), np.asarray(logp, np.float64).tolist()):
+  for s, p, t, o, lp in zip(
+    sent.tolist(),
+    pos.tolist(),
+    vocab.decode(tokens.ids),
+    tokens.oov.tolist(),
+    np.asarray(logp, np.float64).tolist(),
+  ):
     w.writerow([s, p, t, int(o), f"{lp:.6f}", f"{lp / LN10:.6f}"])
   return out.getvalue()

@@ -50,17 +50,23 @@ def interpolate(workdirs: list[str]) -> dict:
     dumps = [r.read_token_dump(split) for r in runs]
     for r, (toks, _, _) in zip(runs[1:], dumps[1:]):
       if toks != dumps[0][0]:
-        raise LMJaxError(f"{r.path} scored different tokens than {runs[0].path} on {split} "
-                         "(another corpus or vocabulary); interpolate models over the same text "
-                         "and vocabulary.")
-    data[split] = (np.stack([lp for _, lp, _ in dumps]), dumps[0][2],
-                   sum(t == "</s>" for t in dumps[0][0]))
+        raise LMJaxError(
+          f"{r.path} scored different tokens than {runs[0].path} on {split} "
+          "(another corpus or vocabulary); interpolate models over the same text "
+          "and vocabulary."
+        )
+    data[split] = (
+      np.stack([lp for _, lp, _ in dumps]),
+      dumps[0][2],
+      sum(t == "</s>" for t in dumps[0][0]),
+    )
   lam = em_weights(data["valid"][0])
   out["weights"] = lam.tolist()
   for split, (logp, oov, sents) in data.items():
     out[split] = evaluation.from_token_logprobs(split, mix(logp, lam), oov, sents).record()
-    out[f"{split}_single"] = [evaluation.from_token_logprobs(split, lp, oov, sents).perplexity
-                              for lp in logp]
+    out[f"{split}_single"] = [
+      evaluation.from_token_logprobs(split, lp, oov, sents).perplexity for lp in logp
+    ]
   out["info"] = runs[0].read_info()
   return out
 
@@ -77,8 +83,14 @@ def run(workdirs: list[str], out: str | None = None) -> dict:
     with RunDir.create(out, "interpolation") as rd:
       info = res["info"]
       rd.write_json("config.json", {"workdirs": res["workdirs"], "weights": res["weights"]})
-      rd.write_json("run.json", {"kind": "interpolation", "mixes": res["workdirs"],
-                                 **{k: info.get(k) for k in ("vocab_hash", "vocab_size", "corpus")}})
+      rd.write_json(
+        "run.json",
+        {
+          "kind": "interpolation",
+          "mixes": res["workdirs"],
+          **{k: info.get(k) for k in ("vocab_hash", "vocab_size", "corpus")},
+        },
+      )
       w = rd.metrics(fresh=True)
       w.write({"kind": "interpolation", "workdirs": res["workdirs"], "weights": res["weights"]})
       for split in ("valid", "test"):

@@ -49,10 +49,15 @@ class WorkdirLock:
     self.path = path
 
   @classmethod
-  def acquire(cls, directory: str) -> "WorkdirLock":
+  def acquire(cls, directory: str) -> WorkdirLock:
     lock = os.path.join(directory, LOCK)
-    me = {"host": socket.gethostname(), "pid": os.getpid(), "pid_start": _process_start(os.getpid()),
-          "since": time.strftime("%Y-%m-%d %H:%M:%S"), "argv": sys.argv}
+    me = {
+      "host": socket.gethostname(),
+      "pid": os.getpid(),
+      "pid_start": _process_start(os.getpid()),
+      "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+      "argv": sys.argv,
+    }
     for _ in range(3):
       try:
         fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -62,18 +67,24 @@ class WorkdirLock:
             holder = json.load(f)
         except (OSError, ValueError):
           holder = {}
-        if holder.get("host") == me["host"] and holder.get("pid") is not None and not _alive(holder):
-          logging.warning("removing a stale lock of pid %s (no longer running) on %s",
-                          holder.get("pid"), directory)
+        if (
+          holder.get("host") == me["host"] and holder.get("pid") is not None and not _alive(holder)
+        ):
+          logging.warning(
+            "removing a stale lock of pid %s (no longer running) on %s",
+            holder.get("pid"),
+            directory,
+          )
           os.remove(lock)
           continue
         if not holder and time.time() - os.path.getmtime(lock) < 5:
           time.sleep(0.2)  # Another process is writing its lock right now.
           continue
         raise WorkdirError(  # noqa: B904 -- the lock is held: that is the error, not the read.
-            f"{directory} is in use by pid {holder.get('pid', '?')} on {holder.get('host', '?')} "
-            f"since {holder.get('since', '?')}; two runs must not write one workdir. Wait for it "
-            f"to finish, or if that process is gone, delete {lock}.")
+          f"{directory} is in use by pid {holder.get('pid', '?')} on {holder.get('host', '?')} "
+          f"since {holder.get('since', '?')}; two runs must not write one workdir. Wait for it "
+          f"to finish, or if that process is gone, delete {lock}."
+        )
       with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(me, f)
       return cls(lock)

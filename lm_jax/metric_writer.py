@@ -38,14 +38,21 @@ def _scalars(record: dict) -> dict[str, float]:
 class MetricWriter:
   """Appends records to ``DIR/metrics.jsonl``; each record is flushed at once."""
 
-  def __init__(self, workdir: str, fresh: bool = False, enabled: bool = True,
-               tensorboard: bool = False, purge_step: int | None = None):
+  def __init__(
+    self,
+    workdir: str,
+    fresh: bool = False,
+    enabled: bool = True,
+    tensorboard: bool = False,
+    purge_step: int | None = None,
+  ):
     """``fresh``: start the file anew; ``purge_step``: TensorBoard hides older events from it on."""
     self.path, self.enabled, self._tb = os.path.join(workdir, "metrics.jsonl"), enabled, None
     if enabled and fresh and os.path.exists(self.path):
       os.remove(self.path)
     if enabled and tensorboard:
       from tensorboardX import SummaryWriter  # Deferred: only neural runs write event files.
+
       self._tb = SummaryWriter(logdir=workdir, purge_step=purge_step, flush_secs=30)
 
   def write(self, record: dict) -> None:

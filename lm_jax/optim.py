@@ -18,6 +18,7 @@ from lm_jax.spec import OptimConfig  # The config and its defaults live with the
 
 __all__ = ["OptimConfig", "make_optimizer", "make_plateau", "plateau_update", "learning_rate"]
 
+
 def make_optimizer(cfg: OptimConfig) -> optax.GradientTransformation:
   """Update direction before the learning rate: clip, (L2 / momentum | Adam), decoupled decay."""
   parts = []
@@ -38,8 +39,12 @@ def make_optimizer(cfg: OptimConfig) -> optax.GradientTransformation:
 def make_plateau(cfg: OptimConfig) -> optax.GradientTransformationExtraArgs:
   """Reduce-on-plateau, fed one validation loss per epoch (accumulation_size=1)."""
   return optax.contrib.reduce_on_plateau(
-      factor=cfg.plateau_factor if cfg.plateau else 0.5, patience=cfg.plateau_patience,
-      rtol=cfg.plateau_rtol, cooldown=cfg.plateau_cooldown, min_scale=cfg.plateau_min_scale)
+    factor=cfg.plateau_factor if cfg.plateau else 0.5,
+    patience=cfg.plateau_patience,
+    rtol=cfg.plateau_rtol,
+    cooldown=cfg.plateau_cooldown,
+    min_scale=cfg.plateau_min_scale,
+  )
 
 
 def plateau_update(cfg: OptimConfig, plateau_state, valid_nll_per_token: float):

@@ -57,9 +57,10 @@ def check_divisible(batch_size: int, mesh: Mesh, field: str) -> None:
   n = mesh.shape[DATA_AXIS]
   if batch_size % n:
     raise ConfigError(
-        f"{field}={batch_size} is not divisible by the {n} devices of the data-parallel mesh "
-        f"({jax.default_backend()}); use a multiple of {n} (e.g. {max(n, batch_size // n * n)}), "
-        "or run on fewer devices (CUDA_VISIBLE_DEVICES, --xla_force_host_platform_device_count).")
+      f"{field}={batch_size} is not divisible by the {n} devices of the data-parallel mesh "
+      f"({jax.default_backend()}); use a multiple of {n} (e.g. {max(n, batch_size // n * n)}), "
+      "or run on fewer devices (CUDA_VISIBLE_DEVICES, --xla_force_host_platform_device_count)."
+    )
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
@@ -109,4 +110,5 @@ def fetch(x) -> np.ndarray:
   if x.sharding.is_fully_replicated:
     return np.asarray(x.addressable_data(0))
   from jax.experimental import multihost_utils  # Deferred: only multi-host runs need it.
+
   return np.asarray(multihost_utils.process_allgather(x, tiled=True))

@@ -16,42 +16,43 @@ from __future__ import annotations
 import csv
 import json
 import os
-import platform
 import sys
-from importlib import metadata
 from typing import Any
 
 from absl import logging
 
+from lm_jax.environment import environment
 from lm_jax.errors import WorkdirError
 from lm_jax.lock import LOCK, WorkdirLock
 from lm_jax.metric_writer import MetricWriter, parse_records
 
 KINDS = ("neural", "ngram", "lecture", "interpolation")
 # Every file lm_jax may write into a run directory; nothing else is ever replaced or removed.
-OUTPUTS = ("config.json", "vocab.json", "run.json", "metrics.jsonl", "samples.txt", "model.arpa",
-           "valid.tokens.tsv", "test.tokens.tsv", "results.md", "curves.png", "checksums.json")
-_PACKAGES = ("lm_jax", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy",
-             "ml-collections", "absl-py")
-_A = {"neural": "a neural", "ngram": "an n-gram", "lecture": "a lecture",
-      "interpolation": "an interpolation"}
-_HINTS = {"ngram": "python -m experiments.ngram", "neural": "python -m experiments.train",
-          "lecture": "python -m experiments.lecture",
-          "interpolation": "python -m experiments.interpolate"}
-
-
-def environment() -> dict:
-  """Library versions, Python, devices and XLA flags of this process."""
-  import jax  # Deferred: importing jax is slow and not every caller needs it.
-  versions = {}
-  for p in _PACKAGES:
-    try:
-      versions[p] = metadata.version(p)
-    except metadata.PackageNotFoundError:
-      versions[p] = None
-  return {"python": sys.version.split()[0], "platform": platform.platform(), "versions": versions,
-          "devices": [str(d) for d in jax.devices()], "backend": jax.default_backend(),
-          "process_count": jax.process_count(), "XLA_FLAGS": os.environ.get("XLA_FLAGS", "")}
+OUTPUTS = (
+  "config.json",
+  "vocab.json",
+  "run.json",
+  "metrics.jsonl",
+  "samples.txt",
+  "model.arpa",
+  "valid.tokens.tsv",
+  "test.tokens.tsv",
+  "results.md",
+  "curves.png",
+  "checksums.json",
+)
+_A = {
+  "neural": "a neural",
+  "ngram": "an n-gram",
+  "lecture": "a lecture",
+  "interpolation": "an interpolation",
+}
+_HINTS = {
+  "ngram": "python -m experiments.ngram",
+  "neural": "python -m experiments.train",
+  "lecture": "python -m experiments.lecture",
+  "interpolation": "python -m experiments.interpolate",
+}
 
 
 def _kind_of(path: str) -> str | None:
@@ -62,11 +63,13 @@ def _kind_of(path: str) -> str | None:
   except FileNotFoundError:
     return None
   except (OSError, ValueError, AttributeError) as e:
-    raise WorkdirError(f"{path}/run.json is unreadable ({e}); the run directory is damaged. "
-                       "Use another --workdir.") from None
+    raise WorkdirError(
+      f"{path}/run.json is unreadable ({e}); the run directory is damaged. Use another --workdir."
+    ) from None
   if kind not in KINDS:
-    raise WorkdirError(f"{path}/run.json records kind {kind!r}, not one of {KINDS}; use another "
-                       "--workdir.")
+    raise WorkdirError(
+      f"{path}/run.json records kind {kind!r}, not one of {KINDS}; use another --workdir."
+    )
   return kind
 
 
@@ -79,7 +82,7 @@ class RunDir:
 
   # ------------------------------------------------------------------ opening
   @classmethod
-  def create(cls, workdir: str | None, kind: str, *, primary: bool = True) -> "RunDir":
+  def create(cls, workdir: str | None, kind: str, *, primary: bool = True) -> RunDir:
     """Opens ``workdir`` for writing a ``kind`` run (new or resumed) and takes its lock.
 
     ``primary=False`` (the non-zero processes of a multi-host job) writes nothing.
@@ -87,8 +90,10 @@ class RunDir:
     if kind not in KINDS:
       raise ValueError(f"unknown run kind {kind!r}")
     if not workdir or not str(workdir).strip():
-      raise WorkdirError("--workdir is empty (an unset shell variable?); give the run its own "
-                         "directory, e.g. --workdir=/tmp/my_run.")
+      raise WorkdirError(
+        "--workdir is empty (an unset shell variable?); give the run its own "
+        "directory, e.g. --workdir=/tmp/my_run."
+      )
     path = os.path.abspath(os.path.expanduser(str(workdir)))
     if os.path.exists(path) and not os.path.isdir(path):
       raise WorkdirError(f"--workdir {path} is a file, not a directory; choose a directory.")
@@ -102,39 +107,47 @@ class RunDir:
         pass
       os.remove(probe)
     except OSError as e:
-      raise WorkdirError(f"cannot write the run directory {path} ({e.strerror or e}); choose a "
-                         "--workdir you can write to, or fix its permissions.") from None
+      raise WorkdirError(
+        f"cannot write the run directory {path} ({e.strerror or e}); choose a "
+        "--workdir you can write to, or fix its permissions."
+      ) from None
     found = _kind_of(path)
     if found is None:
       foreign = sorted(n for n in os.listdir(path) if n != LOCK)
       if foreign:
         raise WorkdirError(
-            f"--workdir {path} is not empty ({', '.join(foreign[:4])}{' ...' if len(foreign) > 4 else ''}) "
-            "and holds no lm_jax run; give the run a new or empty directory.")
+          f"--workdir {path} is not empty ({', '.join(foreign[:4])}{' ...' if len(foreign) > 4 else ''}) "
+          "and holds no lm_jax run; give the run a new or empty directory."
+        )
     elif found != kind:
       raise WorkdirError(
-          f"{path} holds {_A[found]} run ({_HINTS[found]}); {_A[kind]} run there would overwrite "
-          "its files. Give this run its own --workdir.")
+        f"{path} holds {_A[found]} run ({_HINTS[found]}); {_A[kind]} run there would overwrite "
+        "its files. Give this run its own --workdir."
+      )
     run._lock = WorkdirLock.acquire(path)
     if found is None:
       run.write_json("run.json", {"kind": kind})
     return run
 
   @classmethod
-  def open(cls, workdir: str, kind: str | tuple[str, ...] | None = None,
-           what: str = "this command") -> "RunDir":
+  def open(
+    cls, workdir: str, kind: str | tuple[str, ...] | None = None, what: str = "this command"
+  ) -> RunDir:
     """A finished (or running) run directory, for reading; ``kind`` restricts what is accepted."""
     path = os.path.abspath(os.path.expanduser(str(workdir or "")))
     if not workdir or not os.path.isdir(path):
       raise WorkdirError(f"{workdir!r} is not a directory; give the --workdir of an lm_jax run.")
     found = _kind_of(path)
     if found is None:
-      raise WorkdirError(f"{path} is not an lm_jax run directory (no run.json); give a directory "
-                         "written by experiments.train, .ngram, .lecture or .interpolate.")
+      raise WorkdirError(
+        f"{path} is not an lm_jax run directory (no run.json); give a directory "
+        "written by experiments.train, .ngram, .lecture or .interpolate."
+      )
     kinds = (kind,) if isinstance(kind, str) else kind
     if kinds and found not in kinds:
-      raise WorkdirError(f"{path} holds {_A[found]} run; {what} needs "
-                         f"{' or '.join(_A[k] for k in kinds)} run.")
+      raise WorkdirError(
+        f"{path} holds {_A[found]} run; {what} needs {' or '.join(_A[k] for k in kinds)} run."
+      )
     return cls(path, found, writer=False)
 
   def close(self) -> None:
@@ -143,7 +156,7 @@ class RunDir:
       self._lock.release()
       self._lock = None
 
-  def __enter__(self) -> "RunDir":
+  def __enter__(self) -> RunDir:
     return self
 
   def __exit__(self, *exc) -> None:
@@ -192,11 +205,13 @@ class RunDir:
     self.write_json("run.json", info)
     return info
 
-  def metrics(self, fresh: bool = False, tensorboard: bool = False,
-              purge_step: int | None = None) -> MetricWriter:
+  def metrics(
+    self, fresh: bool = False, tensorboard: bool = False, purge_step: int | None = None
+  ) -> MetricWriter:
     """The ``metrics.jsonl`` writer (and TensorBoard event files with ``tensorboard``)."""
-    return MetricWriter(self.path, fresh=fresh, enabled=self.writer,
-                        tensorboard=tensorboard, purge_step=purge_step)
+    return MetricWriter(
+      self.path, fresh=fresh, enabled=self.writer, tensorboard=tensorboard, purge_step=purge_step
+    )
 
   # ------------------------------------------------------------------ reading
   def _read(self, name: str) -> str:
@@ -204,8 +219,10 @@ class RunDir:
       with open(self.file(name), encoding="utf-8") as f:
         return f.read()
     except FileNotFoundError:
-      raise WorkdirError(f"{self.path} has no {name}; {_A[self.kind]} run did not get that far "
-                         f"(rerun {_HINTS[self.kind]} with this --workdir).") from None
+      raise WorkdirError(
+        f"{self.path} has no {name}; {_A[self.kind]} run did not get that far "
+        f"(rerun {_HINTS[self.kind]} with this --workdir)."
+      ) from None
     except (OSError, UnicodeDecodeError) as e:
       raise WorkdirError(f"cannot read {self.file(name)} ({e}).") from None
 
@@ -214,8 +231,10 @@ class RunDir:
     try:
       return json.loads(text)
     except ValueError as e:
-      raise WorkdirError(f"{self.file(name)} is truncated or corrupt ({e}); the run directory is "
-                         f"damaged: rerun {_HINTS[self.kind]} into a new --workdir.") from None
+      raise WorkdirError(
+        f"{self.file(name)} is truncated or corrupt ({e}); the run directory is "
+        f"damaged: rerun {_HINTS[self.kind]} into a new --workdir."
+      ) from None
 
   def read_config(self) -> dict:
     config = self.read_json("config.json")
@@ -228,6 +247,7 @@ class RunDir:
 
   def read_vocab(self):
     from lm_jax.data.vocab import Vocab  # Deferred: readers of metrics need no vocabulary.
+
     return Vocab.load(self.file("vocab.json"))
 
   def read_metrics(self) -> list[dict]:
@@ -236,8 +256,12 @@ class RunDir:
       return []
     records, torn = parse_records(self._read("metrics.jsonl"))
     if torn:
-      logging.warning("%s: skipped %d unreadable line(s) (%s), e.g. torn by a kill",
-                      self.file("metrics.jsonl"), len(torn), ", ".join(map(str, torn[:5])))
+      logging.warning(
+        "%s: skipped %d unreadable line(s) (%s), e.g. torn by a kill",
+        self.file("metrics.jsonl"),
+        len(torn),
+        ", ".join(map(str, torn[:5])),
+      )
     return records
 
   def final_records(self) -> dict[str, dict]:
@@ -247,11 +271,14 @@ class RunDir:
   def read_token_dump(self, split: str):
     """``(tokens, ln_p, oov)`` of ``{split}.tokens.tsv``, checked against the run's eval record."""
     import numpy as np  # Deferred, as above.
+
     name = f"{split}.tokens.tsv"
     if not os.path.isfile(self.file(name)):
       key = "eval.dump_tokens" if self.kind == "neural" else "dump_tokens"
-      raise WorkdirError(f"{self.path} has no per-token dump {name}; rerun that model with "
-                         f"--config.{key}=True to write it.")
+      raise WorkdirError(
+        f"{self.path} has no per-token dump {name}; rerun that model with "
+        f"--config.{key}=True to write it."
+      )
     try:
       with open(self.file(name), encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
@@ -259,10 +286,14 @@ class RunDir:
       logp = np.array([float(r["ln_prob"]) for r in rows])
       oov = np.array([r["oov"] == "1" for r in rows])
     except (KeyError, ValueError, TypeError, csv.Error, UnicodeDecodeError) as e:
-      raise WorkdirError(f"{self.file(name)} is truncated or corrupt ({type(e).__name__}: {e}); "
-                         f"rerun {_HINTS[self.kind]} to write it again.") from None
+      raise WorkdirError(
+        f"{self.file(name)} is truncated or corrupt ({type(e).__name__}: {e}); "
+        f"rerun {_HINTS[self.kind]} to write it again."
+      ) from None
     expected = self.final_records().get(split, {}).get("tokens")
     if expected is not None and expected != len(tokens):
-      raise WorkdirError(f"{self.file(name)} has {len(tokens)} rows but the run scored {expected} "
-                         f"{split} tokens; the dump is truncated: rerun {_HINTS[self.kind]}.")
+      raise WorkdirError(
+        f"{self.file(name)} has {len(tokens)} rows but the run scored {expected} "
+        f"{split} tokens; the dump is truncated: rerun {_HINTS[self.kind]}."
+      )
     return tokens, logp, oov

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -30,24 +30,39 @@ class Sample:
   """One sampled sentence."""
 
   text: str
-  logprob: float        # natural log, model distribution at temperature 1
+  logprob: float  # natural log, model distribution at temperature 1
   ids: tuple[int, ...]  # sampled ids, </s> included when reached
-  truncated: bool       # max_len reached before </s>
+  truncated: bool  # max_len reached before </s>
 
 
 def validate(temperature: float, top_k: int | None, num_predictable: int) -> None:
   """Raises ConfigError for settings that cannot produce a proper distribution."""
   if not temperature >= MIN_TEMPERATURE:
-    raise ConfigError(f"temperature must be >= {MIN_TEMPERATURE}, got {temperature}; "
-                      "for greedy decoding use top_k=1.")
+    raise ConfigError(
+      f"temperature must be >= {MIN_TEMPERATURE}, got {temperature}; "
+      "for greedy decoding use top_k=1."
+    )
   if top_k is not None and not 1 <= top_k <= num_predictable - 1:
-    raise ConfigError(f"top_k must be in [1, {num_predictable - 1}] (every id but <unk>), got {top_k}.")
+    raise ConfigError(
+      f"top_k must be in [1, {num_predictable - 1}] (every id but <unk>), got {top_k}."
+    )
 
 
-@functools.partial(jax.jit, static_argnames=("step_fn", "num_samples", "max_len", "bos_id",
-                                             "temperature", "top_k"))
-def sample(step_fn: Callable, params, carry, key, *, num_samples: int, max_len: int, bos_id: int,
-           temperature: float = 1.0, top_k: int | None = None):
+@functools.partial(
+  jax.jit, static_argnames=("step_fn", "num_samples", "max_len", "bos_id", "temperature", "top_k")
+)
+def sample(
+  step_fn: Callable,
+  params,
+  carry,
+  key,
+  *,
+  num_samples: int,
+  max_len: int,
+  bos_id: int,
+  temperature: float = 1.0,
+  top_k: int | None = None,
+):
   """``(ids_NxL, logprob_N, length_N)``; ``step_fn(params, carry, ids_N) -> (logits_NxV, carry)``.
 
   Positions after a sample's ``</s>`` hold ``</s>``; ``length`` counts tokens up to
@@ -67,8 +82,12 @@ def sample(step_fn: Callable, params, carry, key, *, num_samples: int, max_len: 
     logp_N = logp_N + jnp.where(done_N, 0.0, jnp.take_along_axis(logp_NxV, ids_N[:, None], 1)[:, 0])
     return (carry, ids_N, done_N | (ids_N == EOS_ID), logp_N), ids_N
 
-  init = (carry, jnp.full((num_samples,), bos_id, jnp.int32), jnp.zeros((num_samples,), bool),
-          jnp.zeros((num_samples,), jnp.float32))
+  init = (
+    carry,
+    jnp.full((num_samples,), bos_id, jnp.int32),
+    jnp.zeros((num_samples,), bool),
+    jnp.zeros((num_samples,), jnp.float32),
+  )
   (_, _, done_N, logp_N), ids_LxN = jax.lax.scan(body, init, jnp.arange(max_len))
   ids_NxL = ids_LxN.T
   first_eos_N = jnp.argmax(ids_NxL == EOS_ID, axis=1)
@@ -80,8 +99,13 @@ def load_model(workdir: str):
   from lm_jax.checkpoint import restore_params, run_meta  # Deferred: orbax is slow to import.
   from lm_jax.models import ModelConfig, get_model
   from lm_jax.train.step import init_state
-  run = RunDir.open(workdir, "neural", what="experiments.sample (n-gram runs write samples.txt "
-                    "themselves: set num_samples in their config)")
+
+  run = RunDir.open(
+    workdir,
+    "neural",
+    what="experiments.sample (n-gram runs write samples.txt "
+    "themselves: set num_samples in their config)",
+  )
   spec = parse_neural(ml_collections.ConfigDict(run.read_config()))
   vocab = run.read_vocab()
   cfg = ModelConfig.build(spec.model, vocab)
@@ -90,8 +114,14 @@ def load_model(workdir: str):
   return cfg, get_model(cfg), params, vocab
 
 
-def sample_from_workdir(workdir: str, num_samples: int = 5, temperature: float = 1.0,
-                        seed: int = 0, top_k: int | None = None, max_len: int = 100) -> list[Sample]:
+def sample_from_workdir(
+  workdir: str,
+  num_samples: int = 5,
+  temperature: float = 1.0,
+  seed: int = 0,
+  top_k: int | None = None,
+  max_len: int = 100,
+) -> list[Sample]:
   """Samples sentences from the newest intact checkpoint of a training run."""
   check_sampling(temperature, num_samples, max_len)  # Before anything is read.
   cfg, model, params, vocab = load_model(workdir)
@@ -103,10 +133,19 @@ def sample_from_workdir(workdir: str, num_samples: int = 5, temperature: float =
     logits_Nx1xV, carry = model.apply(params, carry, ids_N[:, None], cfg)
     return logits_Nx1xV[:, 0], carry
 
-  ids, logp, lengths = jax.device_get(sample(
-      step_fn, params, model.init_carry(cfg, num_samples), jax.random.PRNGKey(seed),
-      num_samples=num_samples, max_len=max_len, bos_id=vocab.bos_id,
-      temperature=float(temperature), top_k=top_k))
+  ids, logp, lengths = jax.device_get(
+    sample(
+      step_fn,
+      params,
+      model.init_carry(cfg, num_samples),
+      jax.random.PRNGKey(seed),
+      num_samples=num_samples,
+      max_len=max_len,
+      bos_id=vocab.bos_id,
+      temperature=float(temperature),
+      top_k=top_k,
+    )
+  )
   out = []
   for row, lp, n in zip(np.asarray(ids), logp, lengths):
     row = tuple(int(i) for i in row[:n])

@@ -2,7 +2,7 @@
 
 Every config section becomes a frozen dataclass whose field defaults are the
 only defaults in lm_jax (``configs/`` builds its ConfigDicts from them with
-``as_config``).  ``parse_neural``, ``parse_ngram`` and ``parse_sampling`` refuse
+``as_config``).  ``parse_neural`` (and ``ngram.spec.parse_ngram``) refuse
 unknown keys, wrong types (also from config files) and out-of-range values
 with a ``ConfigError`` that names the key as the user typed it.  Nothing here
 imports jax: parsing is instant.
@@ -11,7 +11,6 @@ imports jax: parsing is instant.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
 import ml_collections
@@ -27,13 +26,7 @@ GRADS = ("autodiff", "manual")
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "epoch_decay", "cosine")
 NORMALIZERS = ("sequences", "tokens")
-SMOOTHINGS = ("mle", "add_k", "laplace", "katz", "kneser_ney", "modified_kneser_ney",
-              "stupid_backoff")
-KN_STATISTICS = ("lmplz", "exact")
 LEVELS = ("word", "char")
-# Counting keeps one table per order with `order` columns: memory and time grow with
-# order^2 x tokens.  Word models gain nothing past about 10 (Chen & Goodman 1998).
-MAX_ORDER = 20
 MIN_TEMPERATURE = 1e-3  # Below this exp(logits / T) overflows float32; top_k=1 is greedy.
 
 
@@ -42,11 +35,11 @@ class DataSpec:
   """``config.data``: which corpus, and how its vocabulary is built."""
 
   name: str | None = "pydoc"  # registered corpus: ptb, tinyshakespeare, pydoc (embedded)
-  dir: str | None = None      # local directory (registered corpus files, or train/valid/test.txt)
-  file: str | None = None     # one raw text file, split contiguously 90/5/5
-  level: str | None = None    # "word" or "char"; None: the corpus default
-  download: bool = True       # fetch a registered corpus into the cache if it is not found
-  min_count: int = 1          # rarer training types become <unk>
+  dir: str | None = None  # local directory (registered corpus files, or train/valid/test.txt)
+  file: str | None = None  # one raw text file, split contiguously 90/5/5
+  level: str | None = None  # "word" or "char"; None: the corpus default
+  download: bool = True  # fetch a registered corpus into the cache if it is not found
+  min_count: int = 1  # rarer training types become <unk>
   max_size: int | None = None  # cap on vocabulary size (with specials)
 
 
@@ -58,15 +51,15 @@ class ModelSettings:
   embed_dim: int = 200
   hidden_dim: int = 200
   num_layers: int = 2
-  context: int = 4            # window: tokens of history (the n - 1 of an n-gram)
-  activation: str = "tanh"    # window hidden layer and Elman cell
-  dropout: float = 0.0        # on non-recurrent connections only (Zaremba et al. 2014)
-  tie_weights: bool = False   # softmax reuses embed[:out_vocab] (needs embed_dim == hidden_dim)
-  init_scale: float = 0.1     # weights ~ U(-init_scale, init_scale); biases 0
-  unroll: int = 1             # lax.scan unroll factor
+  context: int = 4  # window: tokens of history (the n - 1 of an n-gram)
+  activation: str = "tanh"  # window hidden layer and Elman cell
+  dropout: float = 0.0  # on non-recurrent connections only (Zaremba et al. 2014)
+  tie_weights: bool = False  # softmax reuses embed[:out_vocab] (needs embed_dim == hidden_dim)
+  init_scale: float = 0.1  # weights ~ U(-init_scale, init_scale); biases 0
+  unroll: int = 1  # lax.scan unroll factor
   reset_at_eos: bool = False  # sentence-independent RNN: state resets where the input is <s>
-  remat: bool = False         # jax.checkpoint the scan body: less memory, more compute
-  grad: str = "autodiff"      # "manual": hand-derived BPTT (lm_jax.models.bptt)
+  remat: bool = False  # jax.checkpoint the scan body: less memory, more compute
+  grad: str = "autodiff"  # "manual": hand-derived BPTT (lm_jax.models.bptt)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,10 +85,10 @@ class OptimConfig:
   b2: float = 0.999
   eps: float = 1e-8
   weight_decay: float = 0.0
-  clip_norm: float = 5.0          # global-norm clipping threshold; 0 turns it off
+  clip_norm: float = 5.0  # global-norm clipping threshold; 0 turns it off
   schedule: str = "constant"
-  decay_rate: float = 0.5         # epoch_decay: factor per epoch once decay starts
-  decay_after_epochs: int = 4     # epoch_decay: epochs at the full rate (Zaremba's max_epoch)
+  decay_rate: float = 0.5  # epoch_decay: factor per epoch once decay starts
+  decay_after_epochs: int = 4  # epoch_decay: epochs at the full rate (Zaremba's max_epoch)
   plateau: bool = False
   plateau_factor: float = 0.5
   plateau_patience: int = 1
@@ -109,11 +102,13 @@ class TrainConfig:
   """``config.train``, frozen."""
 
   batch_size: int = 20
-  seq_len: int = 35                   # truncated-BPTT segment length
+  seq_len: int = 35  # truncated-BPTT segment length
   num_epochs: int = 13
-  num_steps: int | None = None        # overrides num_epochs when set
-  carry_state: bool = True            # carry the RNN state across segments (stop_gradient between)
-  loss_normalizer: str = "sequences"  # Σnll / B (Zaremba: sum over time, mean over batch) or / (B·T)
+  num_steps: int | None = None  # overrides num_epochs when set
+  carry_state: bool = True  # carry the RNN state across segments (stop_gradient between)
+  loss_normalizer: str = (
+    "sequences"  # Σnll / B (Zaremba: sum over time, mean over batch) or / (B·T)
+  )
   log_every_steps: int = 100
   checkpoint_every_steps: int = 1000  # and at every epoch end
   keep_checkpoints: int = 2
@@ -142,26 +137,6 @@ class NeuralSpec:
   config: dict = dataclasses.field(compare=False, repr=False)  # as given, for config.json
 
 
-@dataclasses.dataclass(frozen=True)
-class NGramSpec:
-  """A validated n-gram config."""
-
-  order: int = 3
-  smoothing: str = "modified_kneser_ney"
-  k: float = 1.0                       # add_k's k (Lidstone); laplace forces 1
-  discount_fallback: str | None = None  # e.g. "0.5,1.0,1.5"
-  kn_statistics: str = "lmplz"         # "lmplz": discounts exactly as lmplz; "exact": Chen & Goodman
-  stupid_backoff_alpha: float = 0.4    # 1.0 is the lecture's simplified back-off rule
-  seed: int = 0
-  data: DataSpec = DataSpec()
-  write_arpa: bool = False
-  dump_tokens: bool = False            # per-token log-probabilities as DIR/{valid,test}.tokens.tsv
-  num_samples: int = 3
-  max_sample_len: int = 60
-  temperature: float = 1.0
-  config: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
-
-
 def parse_data(section: dict[str, Any]) -> DataSpec:
   """``config.data`` checked without reading anything (the corpus module checks the files)."""
   data = freeze("data", section, DataSpec)
@@ -170,6 +145,7 @@ def parse_data(section: dict[str, Any]) -> DataSpec:
   at_least("data", data, ("min_count",))
   at_least("data", data, ("max_size",), low=3)  # <unk>, </s>, <s>
   from lm_jax.data.corpus import check_source  # Deferred: keeps this module import-light.
+
   check_source(data.name, data.dir, data.file)
   return data
 
@@ -187,22 +163,31 @@ def parse_model(section: dict[str, Any]) -> ModelSettings:
     raise ConfigError(f"model.init_scale must be > 0, got {cfg.init_scale}.")
   if cfg.tie_weights and cfg.embed_dim != cfg.hidden_dim:
     raise ConfigError(
-        f"model.tie_weights needs model.embed_dim == model.hidden_dim (got {cfg.embed_dim} "
-        f"and {cfg.hidden_dim}): the softmax reuses the embedding matrix. Set them equal "
-        "or set model.tie_weights=False.")
+      f"model.tie_weights needs model.embed_dim == model.hidden_dim (got {cfg.embed_dim} "
+      f"and {cfg.hidden_dim}): the softmax reuses the embedding matrix. Set them equal "
+      "or set model.tie_weights=False."
+    )
   if cfg.kind == "window" and cfg.num_layers != 1:
     raise ConfigError("the fixed-window model has one hidden layer; set model.num_layers=1.")
   if cfg.grad == "manual":
-    bad = [msg for cond, msg in (
+    bad = [
+      msg
+      for cond, msg in (
         (cfg.kind != "elman", f"model.kind={cfg.kind!r} (needs 'elman')"),
         (cfg.num_layers != 1, f"model.num_layers={cfg.num_layers} (needs 1)"),
         (cfg.dropout > 0, f"model.dropout={cfg.dropout} (needs 0)"),
         (cfg.tie_weights, "model.tie_weights=True (needs False)"),
-        (cfg.reset_at_eos, "model.reset_at_eos=True (needs False)")) if cond]
+        (cfg.reset_at_eos, "model.reset_at_eos=True (needs False)"),
+      )
+      if cond
+    ]
     if bad:
-      raise ConfigError("model.grad='manual' is the hand-derived BPTT of a 1-layer untied Elman "
-                        "RNN without dropout; this config has " + ", ".join(bad) +
-                        ". Fix those or use model.grad='autodiff'.")
+      raise ConfigError(
+        "model.grad='manual' is the hand-derived BPTT of a 1-layer untied Elman "
+        "RNN without dropout; this config has "
+        + ", ".join(bad)
+        + ". Fix those or use model.grad='autodiff'."
+      )
   return cfg
 
 
@@ -211,8 +196,15 @@ def parse_optim(section: dict[str, Any]) -> OptimConfig:
   flat = {k: v for k, v in section.items() if k != "plateau"}
   if "plateau" in section:
     plateau = freeze("optim.plateau", dict(section["plateau"]), PlateauSpec)
-    flat.update({"plateau": plateau.enabled, **{f"plateau_{k}": getattr(plateau, k) for k in (
-        "factor", "patience", "rtol", "cooldown", "min_scale")}})
+    flat.update(
+      {
+        "plateau": plateau.enabled,
+        **{
+          f"plateau_{k}": getattr(plateau, k)
+          for k in ("factor", "patience", "rtol", "cooldown", "min_scale")
+        },
+      }
+    )
   cfg = freeze("optim", flat, OptimConfig)
   one_of("optim.name", cfg.name, OPTIMIZERS)
   one_of("optim.schedule", cfg.schedule, SCHEDULES)
@@ -221,17 +213,31 @@ def parse_optim(section: dict[str, Any]) -> OptimConfig:
   if cfg.clip_norm < 0:
     raise ConfigError(f"optim.clip_norm must be >= 0 (0 = no clipping), got {cfg.clip_norm}.")
   if cfg.plateau and not (0 < cfg.plateau_factor < 1 and cfg.plateau_patience >= 1):
-    raise ConfigError("optim.plateau needs 0 < factor < 1 and patience >= 1 (epochs without "
-                      "improvement before the rate is multiplied by factor).")
+    raise ConfigError(
+      "optim.plateau needs 0 < factor < 1 and patience >= 1 (epochs without "
+      "improvement before the rate is multiplied by factor)."
+    )
   return cfg
 
 
 def parse_train(section: dict[str, Any]) -> TrainConfig:
   train = freeze("train", section, TrainConfig)
   one_of("train.loss_normalizer", train.loss_normalizer, NORMALIZERS)
-  at_least("train", train, ("batch_size", "seq_len", "num_epochs", "num_steps", "log_every_steps",
-                             "checkpoint_every_steps", "keep_checkpoints", "eval_every_epochs",
-                             "eval_every_steps"))
+  at_least(
+    "train",
+    train,
+    (
+      "batch_size",
+      "seq_len",
+      "num_epochs",
+      "num_steps",
+      "log_every_steps",
+      "checkpoint_every_steps",
+      "keep_checkpoints",
+      "eval_every_epochs",
+      "eval_every_steps",
+    ),
+  )
   return train
 
 
@@ -245,62 +251,39 @@ def parse_neural(config: ml_collections.ConfigDict) -> NeuralSpec:
   """The whole training config, validated; raises ConfigError naming the key and the fix."""
   unknown = set(config.keys()) - {"seed", "data", "model", "optim", "train", "eval"}
   if unknown:
-    raise ConfigError(f"unknown config keys {sorted(unknown)}; a training config has seed, data, "
-                      "model, optim, train, eval.")
+    raise ConfigError(
+      f"unknown config keys {sorted(unknown)}; a training config has seed, data, "
+      "model, optim, train, eval."
+    )
   train = parse_train(section(config, "train"))
   evals = freeze("eval", section(config, "eval"), EvalConfig)
   at_least("eval", evals, ("batch_size",))
   model = parse_model(section(config, "model"))
   if model.kind == "window" and not train.carry_state:
     # A reset fills the window with <s> mid-sentence during training only, not in evaluation.
-    raise ConfigError("the window model needs train.carry_state=True (its state is the last "
-                      "words; resetting it would make every segment look like a sentence start).")
-  return NeuralSpec(_seed(config), parse_data(section(config, "data")), model,
-                    parse_optim(section(config, "optim")), train, evals, config.to_dict())
-
-
-def parse_fallback(value: str | None) -> tuple[float, ...] | None:
-  """``"0.5,1.0,1.5"`` -> three non-negative discounts D1, D2, D3+ (lmplz's --discount_fallback)."""
-  if value in (None, ""):
-    return None
-  try:
-    vals = tuple(float(x) for x in value.split(","))
-  except (TypeError, ValueError, AttributeError):
-    vals = ()
-  if len(vals) != 3 or not all(0 <= v < math.inf for v in vals):
-    raise ConfigError(f"discount_fallback needs three non-negative discounts D1,D2,D3+ "
-                      f"(lmplz uses 0.5,1.0,1.5); got {value!r}.")
-  return vals
+    raise ConfigError(
+      "the window model needs train.carry_state=True (its state is the last "
+      "words; resetting it would make every segment look like a sentence start)."
+    )
+  return NeuralSpec(
+    _seed(config),
+    parse_data(section(config, "data")),
+    model,
+    parse_optim(section(config, "optim")),
+    train,
+    evals,
+    config.to_dict(),
+  )
 
 
 def check_sampling(temperature: float, num_samples: int, max_len: int, key: str = "") -> None:
   """Sampling settings that can produce a proper distribution, or a ConfigError."""
   if not temperature >= MIN_TEMPERATURE:
-    raise ConfigError(f"{key}temperature must be >= {MIN_TEMPERATURE}, got {temperature}; for "
-                      "greedy decoding use top_k=1.")
+    raise ConfigError(
+      f"{key}temperature must be >= {MIN_TEMPERATURE}, got {temperature}; for "
+      "greedy decoding use top_k=1."
+    )
   if num_samples < 0:
     raise ConfigError(f"{key}num_samples must be >= 0, got {num_samples}.")
   if max_len < 1:
     raise ConfigError(f"{key}max_sample_len must be >= 1, got {max_len}.")
-
-
-def parse_ngram(config: ml_collections.ConfigDict) -> NGramSpec:
-  """The whole n-gram config, validated; raises ConfigError naming the key and the fix."""
-  values = {k: config[k] for k in config.keys() if k != "data"}
-  spec = freeze("", values, NGramSpec, ignore=frozenset({"data", "config"}))
-  spec = dataclasses.replace(spec, data=parse_data(section(config, "data")),
-                             config=config.to_dict())
-  if not 1 <= spec.order <= MAX_ORDER:
-    raise ConfigError(
-        f"order={spec.order} is outside 1..{MAX_ORDER}: counting keeps one table per order with "
-        "`order` columns, so time and memory grow with order^2 x tokens (KenLM's lmplz is "
-        f"built for order <= 6 by default); choose an order in 1..{MAX_ORDER}.")
-  one_of("smoothing", spec.smoothing, SMOOTHINGS)
-  one_of("kn_statistics", spec.kn_statistics, KN_STATISTICS)
-  if spec.smoothing == "add_k" and not spec.k > 0:
-    raise ConfigError(f"add-k smoothing needs k > 0, got k={spec.k}; k=1 is Laplace.")
-  if not spec.stupid_backoff_alpha > 0:
-    raise ConfigError(f"stupid_backoff_alpha must be > 0, got {spec.stupid_backoff_alpha}.")
-  parse_fallback(spec.discount_fallback)
-  check_sampling(spec.temperature, spec.num_samples, spec.max_sample_len)
-  return spec

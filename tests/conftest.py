@@ -20,7 +20,9 @@ def ptb_dir() -> pathlib.Path:
   d = data_dir()
   if d is None:
     if os.environ.get("CI"):
-      pytest.fail("CI must provide PTB: set LM_JAX_DATA_DIR to the folder holding ptb/ (../shared/data).")
+      pytest.fail(
+        "CI must provide PTB: set LM_JAX_DATA_DIR to the folder holding ptb/ (../shared/data)."
+      )
     pytest.skip("PTB not found: set LM_JAX_DATA_DIR to a folder holding ptb/ptb.*.txt")
   return d
 
@@ -37,7 +39,9 @@ def kenlm_reference(ptb_dir) -> pathlib.Path:
   return ref
 
 
-def write_corpus(root: pathlib.Path, train: str, valid: str = "a b\n", test: str = "b a\n") -> pathlib.Path:
+def write_corpus(
+  root: pathlib.Path, train: str, valid: str = "a b\n", test: str = "b a\n"
+) -> pathlib.Path:
   root.mkdir(parents=True, exist_ok=True)
   for name, text in (("train", train), ("valid", valid), ("test", test)):
     (root / f"{name}.txt").write_text(text, encoding="utf-8")

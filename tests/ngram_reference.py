@@ -16,7 +16,7 @@ def ngram_counts(sentences, order):
     padded = [BOS] + list(s) + [EOS]
     for k in range(1, order + 1):
       for i in range(len(padded) - k + 1):
-        counts[k][tuple(padded[i:i + k])] += 1
+        counts[k][tuple(padded[i : i + k])] += 1
   return counts
 
 

@@ -18,8 +18,9 @@ SMOOTHINGS = ["mle", "laplace", "katz", "kneser_ney", "modified_kneser_ney", "st
 def _model(smoothing, order=3):
   sents = zipf_corpus(5, n_sent=300, n_words=400)
   vocab = Vocab.build(sents[:250])
-  lm = NGramLM.estimate(encode_sentences(vocab, sents[:250]), vocab, order, smoothing,
-                        discount_fallback="0.5,1.0,1.5")
+  lm = NGramLM.estimate(
+    encode_sentences(vocab, sents[:250]), vocab, order, smoothing, discount_fallback="0.5,1.0,1.5"
+  )
   return lm, vocab, sents[250:]
 
 
@@ -40,8 +41,9 @@ def test_roundtrip_scores_identically(smoothing, tmp_path):
     ids = back.vocab.encode(vocab.decode(w.ravel())).reshape(w.shape)
     j = lookup(back.trie, ids)
     finite = np.isfinite(lm.tables.logp[k])
-    np.testing.assert_allclose(back.tables.logp[k][j][finite], lm.tables.logp[k][finite],
-                               rtol=1e-14)
+    np.testing.assert_allclose(
+      back.tables.logp[k][j][finite], lm.tables.logp[k][finite], rtol=1e-14
+    )
 
 
 @pytest.mark.parametrize("smoothing", ["katz", "modified_kneser_ney", "laplace"])
@@ -60,13 +62,17 @@ def test_kenlm_reads_our_arpa_and_agrees(smoothing, tmp_path):
 def test_char_level_roundtrip_with_whitespace_tokens(tmp_path):
   # Characters a word-level reader would split at or drop (space, tab, CR, VT, FF, NEL, U+2028,
   # NUL), and '<', 's', '>' which spell <s> when adjacent; every line is one sentence.
-  text = ["the cat sat on\tthe mat.\r", "a  b <s> </s> <unk>\\",
-          " x\x85y\u2028z\x0b\x0c\x00 \\end\\"]
+  text = [
+    "the cat sat on\tthe mat.\r",
+    "a  b <s> </s> <unk>\\",
+    " x\x85y\u2028z\x0b\x0c\x00 \\end\\",
+  ]
   sents = [list(t) for t in text * 3 + ["ab ba", " "]]
   vocab = Vocab.build(sents, level="char")
   assert " " in vocab.index and "\t" in vocab.index and "\x00" in vocab.index
-  lm = NGramLM.estimate(encode_sentences(vocab, sents), vocab, 4, "modified_kneser_ney",
-                        discount_fallback="0.5,1.0,1.5")
+  lm = NGramLM.estimate(
+    encode_sentences(vocab, sents), vocab, 4, "modified_kneser_ney", discount_fallback="0.5,1.0,1.5"
+  )
   path = tmp_path / "char.arpa"
   write_arpa(lm, str(path))
   with open(path, encoding="utf-8", newline="") as f:  # newline="": keep "\r" tokens as they are.
@@ -85,11 +91,16 @@ def test_char_level_roundtrip_with_whitespace_tokens(tmp_path):
     np.testing.assert_allclose(back.tables.logp[k - 1][j], want, rtol=1e-14)
     if k < lm.order:  # Back-off weights are written for contexts of a longer n-gram.
       ctx = np.bincount(lm.trie.orders[k - 1].prefix, minlength=len(w)) > 0
-      np.testing.assert_allclose(back.tables.logbow[k - 1][j][ctx], lm.tables.logbow[k - 1][ctx],
-                                 rtol=1e-14)
+      np.testing.assert_allclose(
+        back.tables.logbow[k - 1][j][ctx], lm.tables.logbow[k - 1][ctx], rtol=1e-14
+      )
   held = [list(" a\tb<s>\r \x00"), list("the  mat")]
-  np.testing.assert_allclose(back.token_logprobs(encode_sentences(back.vocab, held)),
-                             lm.token_logprobs(encode_sentences(vocab, held)), rtol=0, atol=1e-6)
+  np.testing.assert_allclose(
+    back.token_logprobs(encode_sentences(back.vocab, held)),
+    lm.token_logprobs(encode_sentences(vocab, held)),
+    rtol=0,
+    atol=1e-6,
+  )
   assert check_normalization(str(path), level="char") == pytest.approx(1.0, abs=1e-12)
 
 
@@ -100,8 +111,10 @@ def test_malformed_files(tmp_path):
   bad.write_text("\\data\\\nngram 1=3\n\n\\1-grams:\n-1\t<s>\t-0.5\n-1\t</s>\n\n\\end\\\n")
   with pytest.raises(ArpaError, match="header says ngram 1=3"):
     read_arpa(str(bad))
-  bad.write_text("\\data\\\nngram 1=2\nngram 2=1\n\n\\1-grams:\n-1\t<s>\t-0.5\n-1\t</s>\n\n"
-                 "\\2-grams:\n-0.3\ta </s>\n\\end\\\n")
+  bad.write_text(
+    "\\data\\\nngram 1=2\nngram 2=1\n\n\\1-grams:\n-1\t<s>\t-0.5\n-1\t</s>\n\n"
+    "\\2-grams:\n-0.3\ta </s>\n\\end\\\n"
+  )
   with pytest.raises(ArpaError, match="not a unigram"):
     read_arpa(str(bad))
   bad.write_text("\\data\\\nngram 1=2\n\n\\1-grams:\nx\t<s>\n-1\t</s>\n\\end\\\n")

@@ -13,30 +13,30 @@ from lm_jax.ngram.model import NGramLM
 from tests.test_ngram_smoothing import zipf_corpus
 
 L4 = repr(math.log10(0.25))  # '-0.6020599913279624'
-L2 = repr(math.log10(0.5))   # '-0.3010299956639812'
+L2 = repr(math.log10(0.5))  # '-0.3010299956639812'
 # A hand-written 3-gram file; the comment on each line is its line number in the file.
 LINES = [
-    "\\data\\",                # 1
-    "ngram 1=4",               # 2
-    "ngram 2=3",               # 3
-    "ngram 3=2",               # 4
-    "",                        # 5
-    "\\1-grams:",              # 6
-    "-99\t<s>\t-0.25",         # 7   <s> is never predicted: probability 0 (-99), as KenLM writes
-    f"{L4}\t</s>",             # 8   p = 0.25
-    f"{L2}\ta\t-0.2",          # 9   p = 0.5
-    f"{L4}\tb\t-0.1",          # 10  p = 0.25: the unigrams sum to exactly 1
-    "",                        # 11
-    "\\2-grams:",              # 12
-    "-0.2\t<s> a\t-0.1",       # 13
-    "-0.3\ta b\t-0.05",        # 14
-    "-0.1\tb </s>",            # 15
-    "",                        # 16
-    "\\3-grams:",              # 17
-    "-0.1\t<s> a b",           # 18
-    "-0.05\ta b </s>",         # 19
-    "",                        # 20
-    "\\end\\",                 # 21
+  "\\data\\",  # 1
+  "ngram 1=4",  # 2
+  "ngram 2=3",  # 3
+  "ngram 3=2",  # 4
+  "",  # 5
+  "\\1-grams:",  # 6
+  "-99\t<s>\t-0.25",  # 7   <s> is never predicted: probability 0 (-99), as KenLM writes
+  f"{L4}\t</s>",  # 8   p = 0.25
+  f"{L2}\ta\t-0.2",  # 9   p = 0.5
+  f"{L4}\tb\t-0.1",  # 10  p = 0.25: the unigrams sum to exactly 1
+  "",  # 11
+  "\\2-grams:",  # 12
+  "-0.2\t<s> a\t-0.1",  # 13
+  "-0.3\ta b\t-0.05",  # 14
+  "-0.1\tb </s>",  # 15
+  "",  # 16
+  "\\3-grams:",  # 17
+  "-0.1\t<s> a b",  # 18
+  "-0.05\ta b </s>",  # 19
+  "",  # 20
+  "\\end\\",  # 21
 ]
 GOOD = "\n".join(LINES) + "\n"
 
@@ -60,7 +60,7 @@ def _error(tmp_path, text: str, level: str = "word") -> str:
   msg = str(e.value)
   assert isinstance(e.value, ValueError)
   assert "\n" not in msg and msg.startswith(str(path)), msg  # One line that names the file.
-  assert "rewrite it" in msg or "give the" in msg, msg       # ... and the fix.
+  assert "rewrite it" in msg or "give the" in msg, msg  # ... and the fix.
   return msg
 
 
@@ -77,7 +77,8 @@ def test_the_hand_written_file_reads(tmp_path):
   path.write_text(GOOD.replace("\n", "\r\n"), encoding="utf-8", newline="")
   crlf = read_arpa(str(path))
   assert crlf.trie.sizes() == [5, 3, 2] and all(
-      np.array_equal(a, b) for a, b in zip(crlf.tables.logp, lm.tables.logp))
+    np.array_equal(a, b) for a, b in zip(crlf.tables.logp, lm.tables.logp)
+  )
 
 
 @pytest.mark.parametrize("log10p", ["0", "-99", "-120", "-inf"])
@@ -89,16 +90,16 @@ def test_probability_zero_and_one_for_bos_are_accepted(tmp_path, log10p):
 
 
 def test_truncated_before_a_section(tmp_path):
-  msg = _error(tmp_path, GOOD[:GOOD.index("\\3-grams:")])
+  msg = _error(tmp_path, GOOD[: GOOD.index("\\3-grams:")])
   # The last non-blank line is line 15, the last 2-gram.
   assert "line 15:" in msg and "ends in the \\2-grams: section" in msg
   assert "ngram 3=2" in msg and "truncated" in msg
 
 
 def test_truncated_mid_section(tmp_path):
-  msg = _error(tmp_path, GOOD[:GOOD.index("-0.3\ta b")])  # Cut after the first 2-gram (line 13).
+  msg = _error(tmp_path, GOOD[: GOOD.index("-0.3\ta b")])  # Cut after the first 2-gram (line 13).
   assert "line 13:" in msg and "ends in the \\2-grams: section" in msg and "truncated" in msg
-  msg = _error(tmp_path, GOOD[:GOOD.index("-0.05\ta b </s>") + 6])  # Mid-line in the last section.
+  msg = _error(tmp_path, GOOD[: GOOD.index("-0.05\ta b </s>") + 6])  # Mid-line in the last section.
   assert "line 19:" in msg and "no \\end\\ line after the \\3-grams: section" in msg
   assert "truncated" in msg
 
@@ -134,7 +135,9 @@ def test_header_problems(tmp_path):
   assert "line 12: section \\9-grams: where \\2-grams: was expected" in _error(tmp_path, swapped)
 
 
-@pytest.mark.parametrize("line,value,cause", [
+@pytest.mark.parametrize(
+  "line,value,cause",
+  [
     ("l14", "nan\ta b\t-0.05", "2-gram log10 probability 'nan' is NaN"),
     ("l14", "inf\ta b\t-0.05", "2-gram log10 probability 'inf' is infinite"),
     ("l14", "1e999\ta b\t-0.05", "2-gram log10 probability '1e999' is infinite"),
@@ -142,27 +145,38 @@ def test_header_problems(tmp_path):
     ("l9", f"{L2}\ta\tnan", "1-gram back-off weight 'nan' is NaN"),
     ("l14", "-0.3\ta b\t-inf", "2-gram back-off weight '-inf' is infinite"),
     ("l14", "-0.3\ta b\tx", "2-gram back-off weight 'x' is not a number"),
-])
+  ],
+)
 def test_bad_values(tmp_path, line, value, cause):
   msg = _error(tmp_path, _edit(**{line: value}))
   assert f"line {line[1:]}: the {cause}" in msg, msg
 
 
-@pytest.mark.parametrize("edits,where", [  # Each edit adds one line: the repeat, after its twin.
-    ({"l2": "ngram 1=5", "l10": f"{L4}\tb\t-0.1\n-1.0\ta"},
-     "line 11: the 1-gram 'a' is listed twice (also on line 9)"),
-    ({"l3": "ngram 2=4", "l15": "-0.1\tb </s>\n-0.4\ta b"},
-     "line 16: the 2-gram 'a b' is listed twice (also on line 14)"),
-    ({"l4": "ngram 3=3", "l18": "-0.1\t<s> a b\n-0.1\t<s>  a\tb"},  # Other spacing, same 3-gram.
-     "line 19: the 3-gram '<s> a b' is listed twice (also on line 18)"),
-])
+@pytest.mark.parametrize(
+  "edits,where",
+  [  # Each edit adds one line: the repeat, after its twin.
+    (
+      {"l2": "ngram 1=5", "l10": f"{L4}\tb\t-0.1\n-1.0\ta"},
+      "line 11: the 1-gram 'a' is listed twice (also on line 9)",
+    ),
+    (
+      {"l3": "ngram 2=4", "l15": "-0.1\tb </s>\n-0.4\ta b"},
+      "line 16: the 2-gram 'a b' is listed twice (also on line 14)",
+    ),
+    (
+      {"l4": "ngram 3=3", "l18": "-0.1\t<s> a b\n-0.1\t<s>  a\tb"},  # Other spacing, same 3-gram.
+      "line 19: the 3-gram '<s> a b' is listed twice (also on line 18)",
+    ),
+  ],
+)
 def test_duplicate_entries(tmp_path, edits, where):
   assert where in _error(tmp_path, _edit(**edits))
 
 
 def test_unknown_word_and_malformed_line(tmp_path):
   assert "line 15: the 2-gram section uses 'c', which is not a unigram" in _error(
-      tmp_path, _edit(l15="-0.1\tb c"))
+    tmp_path, _edit(l15="-0.1\tb c")
+  )
   assert "line 15: malformed 2-gram line '-0.1 b'" in _error(tmp_path, _edit(l15="-0.1\tb"))
 
 
@@ -175,8 +189,9 @@ def test_char_level_lines_must_be_exact(tmp_path):
 def test_normalization_of_a_written_model_and_an_edited_one(tmp_path):
   sents = zipf_corpus(3, n_sent=300, n_words=50)
   vocab = Vocab.build(sents)
-  lm = NGramLM.estimate(encode_sentences(vocab, sents), vocab, 3, "modified_kneser_ney",
-                        discount_fallback="0.5,1.0,1.5")
+  lm = NGramLM.estimate(
+    encode_sentences(vocab, sents), vocab, 3, "modified_kneser_ney", discount_fallback="0.5,1.0,1.5"
+  )
   path = tmp_path / "m.arpa"
   write_arpa(lm, str(path))
   assert check_normalization(str(path)) == pytest.approx(1.0, abs=1e-12)
@@ -215,4 +230,5 @@ def test_normalization_tolerance_and_stupid_backoff(tmp_path):
 def test_kenlm_reference_is_normalized(kenlm_reference):
   # lmplz rounds each log10 to 8 significant digits: the sum is 1 to about 1e-7.
   assert check_normalization(str(kenlm_reference / "ptb.o3.arpa.gz"), tol=1e-6) == pytest.approx(
-      1.0, abs=1e-6)
+    1.0, abs=1e-6
+  )

@@ -22,7 +22,22 @@ def test_input_stream_golden(vocab):
   assert toks.ids.tolist() == [2, 3, 1, 4, 1, 2, 0, 3, 4, 1, 1, 3, 2, 1]
   # Input of each target: the previous token, but <s> (5) where a sentence starts;
   # the empty sentence is "<s> -> </s>".  </s> is never an input, <s> never a target.
-  assert batching.input_stream(toks, vocab.bos_id).tolist() == [5, 2, 3, 5, 4, 5, 2, 0, 3, 4, 5, 5, 3, 2]
+  assert batching.input_stream(toks, vocab.bos_id).tolist() == [
+    5,
+    2,
+    3,
+    5,
+    4,
+    5,
+    2,
+    0,
+    3,
+    4,
+    5,
+    5,
+    3,
+    2,
+  ]
 
 
 def test_train_stream_rows_are_contiguous_text(vocab):

@@ -23,10 +23,18 @@ def _problem(seed, V, E, H, B, T, dtype=np.float64):
   """
   rng = np.random.default_rng(seed)
   normal = lambda *shape, std=1.0: jnp.asarray(std * rng.standard_normal(shape), dtype)
-  params = {"embed": normal(V + 1, E),
-            "layers": [{"W_e": normal(E, H, std=E ** -0.5), "W_h": normal(H, H, std=H ** -0.5),
-                        "b_h": normal(H, std=0.1)}],
-            "W_o": normal(H, V, std=H ** -0.5), "b_o": normal(V, std=0.1)}
+  params = {
+    "embed": normal(V + 1, E),
+    "layers": [
+      {
+        "W_e": normal(E, H, std=E**-0.5),
+        "W_h": normal(H, H, std=H**-0.5),
+        "b_h": normal(H, std=0.1),
+      }
+    ],
+    "W_o": normal(H, V, std=H**-0.5),
+    "b_o": normal(V, std=0.1),
+  }
   h0_BxH = jnp.asarray(rng.uniform(-0.5, 0.5, (B, H)), dtype)
   x_BxT = jnp.asarray(rng.integers(0, V + 1, (B, T)), jnp.int32)
   y_BxT = jnp.asarray(rng.integers(0, V, (B, T)), jnp.int32)
@@ -43,23 +51,25 @@ def _rel(a, b):
 
 def _all_grads(fn, params, h0_BxH, x_BxT, y_BxT, w_BxT, activation, truncation, c_BxH):
   """∂/∂(params, h0, w) of sum_nll + <c, h(T)>, so the h(T) cotangent is exercised too."""
+
   def loss(params, h0_BxH, w_BxT):
     sum_nll, hT_BxH = fn(params, h0_BxH, x_BxT, y_BxT, w_BxT, activation, truncation)
     return sum_nll + jnp.sum(c_BxH * hT_BxH)
+
   return jax.grad(loss, argnums=(0, 1, 2))(params, h0_BxH, w_BxT)
 
 
 # (V, E, H, B, T, activation, truncation): T = 1, B = 1, H from 1 to 64, both activations,
 # full BPTT (0), k = 1 (no carried gradient), k dividing T or not, k > T.
 SHAPES = [
-    (5, 3, 1, 1, 1, "tanh", 0),
-    (6, 2, 3, 2, 1, "sigmoid", 1),
-    (7, 4, 1, 2, 5, "sigmoid", 2),
-    (11, 6, 16, 1, 9, "tanh", 3),
-    (13, 8, 64, 3, 4, "sigmoid", 0),
-    (9, 5, 32, 4, 12, "tanh", 4),
-    (17, 16, 64, 2, 20, "tanh", 0),
-    (10, 4, 8, 5, 8, "sigmoid", 11),
+  (5, 3, 1, 1, 1, "tanh", 0),
+  (6, 2, 3, 2, 1, "sigmoid", 1),
+  (7, 4, 1, 2, 5, "sigmoid", 2),
+  (11, 6, 16, 1, 9, "tanh", 3),
+  (13, 8, 64, 3, 4, "sigmoid", 0),
+  (9, 5, 32, 4, 12, "tanh", 4),
+  (17, 16, 64, 2, 20, "tanh", 0),
+  (10, 4, 8, 5, 8, "sigmoid", 11),
 ]
 
 
@@ -72,16 +82,20 @@ def test_manual_matches_jax_grad_float64(V, E, H, B, T, activation, truncation):
     @jax.jit  # one compilation per shape keeps the file fast
     def run(prob, c_BxH):
       args = (*prob, activation, truncation)
-      return (_all_grads(bptt.manual_elman_sum_nll, *args, c_BxH),
-              _all_grads(bptt.elman_sum_nll, *args, c_BxH),
-              bptt.manual_elman_sum_nll(*args), bptt.elman_sum_nll(*args),
-              bptt.manual_grads(*args)[1:],  # direct pass: no custom_vjp, zero h(T) cotangent
-              _all_grads(bptt.elman_sum_nll, *args, 0 * c_BxH)[:2])
+      return (
+        _all_grads(bptt.manual_elman_sum_nll, *args, c_BxH),
+        _all_grads(bptt.elman_sum_nll, *args, c_BxH),
+        bptt.manual_elman_sum_nll(*args),
+        bptt.elman_sum_nll(*args),
+        bptt.manual_grads(*args)[1:],  # direct pass: no custom_vjp, zero h(T) cotangent
+        _all_grads(bptt.elman_sum_nll, *args, 0 * c_BxH)[:2],
+      )
 
     manual, auto, value_m, value_a, direct_m, direct_a = run(prob, c_BxH)
     for name, m, a in [("", manual, auto), ("direct", direct_m, direct_a)]:
-      for (path, m_leaf), a_leaf in zip(jax.tree_util.tree_flatten_with_path(m)[0],
-                                        jax.tree.leaves(a)):
+      for (path, m_leaf), a_leaf in zip(
+        jax.tree_util.tree_flatten_with_path(m)[0], jax.tree.leaves(a)
+      ):
         assert _rel(m_leaf, a_leaf) <= 1e-10, f"{name}{jax.tree_util.keystr(path)}"
     for m, a in zip(value_m, value_a):  # sum_nll and h(T)
       assert _rel(m, a) <= 1e-13
@@ -93,23 +107,26 @@ def test_hand_derived_gradients_for_one_step():
   # ŷ0 = e^h / (e^h + e^-h) = sigmoid(2h), L = -log ŷ0; δ1 = ŷ - y = (ŷ0 - 1, 1 - ŷ0);
   # δ3 = δ1 W_oᵀ = (ŷ0 - 1) - (1 - ŷ0) = 2(ŷ0 - 1); δ2 = δ3 (1 - h²).
   with jax.enable_x64(True):
-    params = {"embed": jnp.array([[0.0], [2.0]]),
-              "layers": [{"W_e": jnp.array([[0.5]]), "W_h": jnp.array([[0.0]]),
-                          "b_h": jnp.array([0.0])}],
-              "W_o": jnp.array([[1.0, -1.0]]), "b_o": jnp.array([0.0, 0.0])}
+    params = {
+      "embed": jnp.array([[0.0], [2.0]]),
+      "layers": [{"W_e": jnp.array([[0.5]]), "W_h": jnp.array([[0.0]]), "b_h": jnp.array([0.0])}],
+      "W_o": jnp.array([[1.0, -1.0]]),
+      "b_o": jnp.array([0.0, 0.0]),
+    }
     h = math.tanh(1.0)
     y0 = 1 / (1 + math.exp(-2 * h))
     d2 = 2 * (y0 - 1) * (1 - h * h)
-    sum_nll, g, dh0 = bptt.manual_grads(params, jnp.zeros((1, 1)), jnp.array([[1]]),
-                                        jnp.array([[0]]), jnp.ones((1, 1)), "tanh")
+    sum_nll, g, dh0 = bptt.manual_grads(
+      params, jnp.zeros((1, 1)), jnp.array([[1]]), jnp.array([[0]]), jnp.ones((1, 1)), "tanh"
+    )
     np.testing.assert_allclose(sum_nll, -math.log(y0), rtol=1e-14)
-    np.testing.assert_allclose(g["b_o"], [y0 - 1, 1 - y0], rtol=1e-14)            # δ1
+    np.testing.assert_allclose(g["b_o"], [y0 - 1, 1 - y0], rtol=1e-14)  # δ1
     np.testing.assert_allclose(g["W_o"], [[h * (y0 - 1), h * (1 - y0)]], rtol=1e-14)  # δ1 ⊗ h
-    np.testing.assert_allclose(g["layers"][0]["b_h"], [d2], rtol=1e-14)           # δ2
-    np.testing.assert_allclose(g["layers"][0]["W_e"], [[2 * d2]], rtol=1e-14)      # δ2 ⊗ e
-    np.testing.assert_allclose(g["layers"][0]["W_h"], [[0.0]], atol=0)             # δ2 ⊗ h0, h0 = 0
-    np.testing.assert_allclose(g["embed"], [[0.0], [0.5 * d2]], rtol=1e-14)        # δ2 W_eᵀ at row 1
-    np.testing.assert_allclose(dh0, [[0.0]], atol=0)                               # δ2 W_hᵀ, W_h = 0
+    np.testing.assert_allclose(g["layers"][0]["b_h"], [d2], rtol=1e-14)  # δ2
+    np.testing.assert_allclose(g["layers"][0]["W_e"], [[2 * d2]], rtol=1e-14)  # δ2 ⊗ e
+    np.testing.assert_allclose(g["layers"][0]["W_h"], [[0.0]], atol=0)  # δ2 ⊗ h0, h0 = 0
+    np.testing.assert_allclose(g["embed"], [[0.0], [0.5 * d2]], rtol=1e-14)  # δ2 W_eᵀ at row 1
+    np.testing.assert_allclose(dh0, [[0.0]], atol=0)  # δ2 W_hᵀ, W_h = 0
 
 
 @pytest.mark.parametrize("k", [1, 3])
@@ -189,5 +206,6 @@ def test_invalid_options_name_the_fix():
 def test_integer_masks_and_jit_give_the_float_mask_gradients():
   params, h0_BxH, x_BxT, y_BxT, w_BxT = _problem(5, 7, 3, 4, 2, 6, np.float32)
   grad = jax.jit(jax.grad(lambda p, w: bptt.manual_elman_sum_nll(p, h0_BxH, x_BxT, y_BxT, w)[0]))
-  jax.tree.map(np.testing.assert_array_equal, grad(params, w_BxT.astype(jnp.int32)),
-               grad(params, w_BxT))
+  jax.tree.map(
+    np.testing.assert_array_equal, grad(params, w_BxT.astype(jnp.int32)), grad(params, w_BxT)
+  )

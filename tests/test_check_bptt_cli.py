@@ -24,10 +24,13 @@ def test_default_config_exits_zero_and_prints_every_parameter():
   assert out.rstrip().splitlines()[-1].startswith("OK: every parameter within tolerance")
 
 
-@pytest.mark.parametrize("flag,named", [
-    ("--config.inject_error=W_h", "layers/0/W_h"),           # one wrong gradient term
-    ("--config.inject_error=carry", "layers/0/W_h"),         # dropped carried dL/dh(t-1)
-])
+@pytest.mark.parametrize(
+  "flag,named",
+  [
+    ("--config.inject_error=W_h", "layers/0/W_h"),  # one wrong gradient term
+    ("--config.inject_error=carry", "layers/0/W_h"),  # dropped carried dL/dh(t-1)
+  ],
+)
 def test_a_wrong_gradient_exits_nonzero_naming_the_parameter(flag, named):
   proc = _check_bptt(flag)
   assert proc.returncode == 1, proc.stdout + proc.stderr

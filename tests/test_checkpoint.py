@@ -81,12 +81,18 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
 
 def test_diff_meta_lists_every_difference():
   saved = {"vocab_hash": "a", "vocab_size": 10, "config": {"x": 1, "y": 2}, "params": {"w": "f[2]"}}
-  current = {"vocab_hash": "b", "vocab_size": 10, "config": {"x": 1, "z": 3}, "params": {"w": "f[3]"}}
+  current = {
+    "vocab_hash": "b",
+    "vocab_size": 10,
+    "config": {"x": 1, "z": 3},
+    "params": {"w": "f[3]"},
+  }
   assert checkpoint.diff_meta(saved, current) == [
-      "vocab_hash: 'a' (checkpoint) != 'b' (this run)",
-      "config y: 2 (checkpoint) != '<absent>' (this run)",
-      "config z: '<absent>' (checkpoint) != 3 (this run)",
-      "params w: 'f[2]' (checkpoint) != 'f[3]' (this run)"]
+    "vocab_hash: 'a' (checkpoint) != 'b' (this run)",
+    "config y: 2 (checkpoint) != '<absent>' (this run)",
+    "config z: '<absent>' (checkpoint) != 3 (this run)",
+    "params w: 'f[2]' (checkpoint) != 'f[3]' (this run)",
+  ]
   assert checkpoint.diff_meta(saved, saved) == []
 
 
@@ -107,17 +113,21 @@ def test_a_different_corpus_with_the_same_vocabulary_is_refused():
   saved = {"vocab_hash": "v", "vocab_size": 5, "corpus_checksums": {"train.txt": "aa"}}
   other = dict(saved, corpus_checksums={"train.txt": "bb"})
   assert checkpoint.diff_meta(saved, other) == [
-      "corpus_checksums: {'train.txt': 'aa'} (checkpoint) != {'train.txt': 'bb'} (this run)"]
+    "corpus_checksums: {'train.txt': 'aa'} (checkpoint) != {'train.txt': 'bb'} (this run)"
+  ]
   no_corpus = {k: v for k, v in saved.items() if k != "corpus_checksums"}
   assert checkpoint.diff_meta(saved, no_corpus) == []  # Sampling does not read the corpus.
 
 
 def test_rewind_drops_later_and_final_records(tmp_path):
   path = tmp_path / "metrics.jsonl"
-  recs = [{"kind": "train", "step": 4, "loss": 1.0}, {"kind": "train", "step": 8, "loss": 0.5},
-          {"kind": "eval", "split": "valid", "step": 8},
-          {"kind": "eval", "split": "test", "step": 8, "final": True},
-          {"kind": "train", "step": 12, "loss": 0.25}]
+  recs = [
+    {"kind": "train", "step": 4, "loss": 1.0},
+    {"kind": "train", "step": 8, "loss": 0.5},
+    {"kind": "eval", "split": "valid", "step": 8},
+    {"kind": "eval", "split": "test", "step": 8, "final": True},
+    {"kind": "train", "step": 12, "loss": 0.25},
+  ]
   path.write_text("".join(json.dumps(r) + "\n" for r in recs) + '{"kind": "tra')  # torn last line
   MetricWriter(str(tmp_path)).rewind(8)
   assert [json.loads(line) for line in path.read_text().splitlines()] == recs[:3]

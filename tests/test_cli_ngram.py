@@ -6,23 +6,40 @@ import subprocess
 import sys
 
 import pytest
-
 from runs import finals_of, run_metrics
+
 from tests.conftest import REPO, write_corpus
 
 
 def run_cli(*args, env=None):
-  return subprocess.run([sys.executable, "-m", "experiments.ngram", *args], cwd=REPO,
-                        capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=600)
+  return subprocess.run(
+    [sys.executable, "-m", "experiments.ngram", *args],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    env={**os.environ, **(env or {})},
+    timeout=600,
+  )
 
 
 def test_embedded_default_writes_the_workdir(tmp_path):
   wd = tmp_path / "run"
-  r = run_cli("--config=configs/ngram.py", f"--workdir={wd}", "--config.write_arpa=True",
-              "--config.dump_tokens=True")
+  r = run_cli(
+    "--config=configs/ngram.py",
+    f"--workdir={wd}",
+    "--config.write_arpa=True",
+    "--config.dump_tokens=True",
+  )
   assert r.returncode == 0, r.stderr
-  for f in ("config.json", "vocab.json", "run.json", "metrics.jsonl", "model.arpa", "samples.txt",
-            "test.tokens.tsv"):
+  for f in (
+    "config.json",
+    "vocab.json",
+    "run.json",
+    "metrics.jsonl",
+    "model.arpa",
+    "samples.txt",
+    "test.tokens.tsv",
+  ):
     assert (wd / f).is_file(), f
   finals = finals_of(run_metrics(wd))
   assert set(finals) == {"valid", "test"}
@@ -39,8 +56,14 @@ def test_embedded_default_writes_the_workdir(tmp_path):
 def test_generic_directory_and_overrides(tmp_path):
   root = write_corpus(tmp_path / "c", "a b c\nb c a\nc a b\na c b\n" * 20)
   wd = tmp_path / "run"
-  r = run_cli("--config=configs/ngram.py", f"--workdir={wd}", "--config.data.name=",
-              f"--config.data.dir={root}", "--config.order=2", "--config.smoothing=laplace")
+  r = run_cli(
+    "--config=configs/ngram.py",
+    f"--workdir={wd}",
+    "--config.data.name=",
+    f"--config.data.dir={root}",
+    "--config.order=2",
+    "--config.smoothing=laplace",
+  )
   assert r.returncode == 0, r.stderr
   cfg = json.loads((wd / "config.json").read_text())
   assert cfg["order"] == 2 and cfg["smoothing"] == "laplace"
@@ -51,19 +74,27 @@ def test_bad_input_fails_with_a_clear_message(tmp_path):
   assert r.returncode != 0 and "ordr" in r.stderr
   r = run_cli("--config=configs/ngram.py", f"--workdir={tmp_path / 'b'}", "--config.order=0")
   assert r.returncode != 0 and "order=0 is outside 1..20" in r.stderr
-  r = run_cli("--config=configs/ngram.py", f"--workdir={tmp_path / 'c'}", "--config.data.name=ptb",
-              f"--config.data.dir={tmp_path}", "--config.data.download=False",
-              env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
+  r = run_cli(
+    "--config=configs/ngram.py",
+    f"--workdir={tmp_path / 'c'}",
+    "--config.data.name=ptb",
+    f"--config.data.dir={tmp_path}",
+    "--config.data.download=False",
+    env={"XDG_CACHE_HOME": str(tmp_path / "cache")},
+  )
   assert r.returncode != 0 and "ptb.train.txt not found" in r.stderr
-  r = run_cli("--config=configs/ngram.py", f"--workdir={tmp_path / 'd'}",
-              "--config.smoothing=stupid_backoff")
+  r = run_cli(
+    "--config=configs/ngram.py", f"--workdir={tmp_path / 'd'}", "--config.smoothing=stupid_backoff"
+  )
   assert r.returncode == 0 and "not probabilities" in r.stdout
 
 
 @pytest.mark.slow
 def test_ptb_command(ptb_dir, tmp_path):
   wd = tmp_path / "kn5"
-  r = run_cli("--config=configs/ngram.py:ptb", f"--workdir={wd}", env={"LM_JAX_DATA_DIR": str(ptb_dir)})
+  r = run_cli(
+    "--config=configs/ngram.py:ptb", f"--workdir={wd}", env={"LM_JAX_DATA_DIR": str(ptb_dir)}
+  )
   assert r.returncode == 0, r.stderr
   finals = finals_of(run_metrics(wd))
   assert finals["test"]["perplexity"] == pytest.approx(141.19, abs=0.05)

@@ -4,10 +4,10 @@ import math
 import numpy as np
 import pytest
 
+from configs import ngram as ngram_config
 from lm_jax import compare, interpolate
 from lm_jax.errors import LMJaxError
 from lm_jax.ngram import run as ngram_run
-from configs import ngram as ngram_config
 
 
 def test_em_weights_golden():
@@ -47,8 +47,7 @@ def _ngram_run(path, **overrides):
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
   root = tmp_path_factory.mktemp("runs")
-  return (_ngram_run(root / "kn3"),
-          _ngram_run(root / "katz2", order=2, smoothing="katz"))
+  return (_ngram_run(root / "kn3"), _ngram_run(root / "katz2", order=2, smoothing="katz"))
 
 
 def test_interpolation_of_runs(two_runs, tmp_path):

@@ -11,7 +11,7 @@ def test_directory_reader_and_last_line_without_newline(tmp_path):
   root = write_corpus(tmp_path / "c", "a b\nb c", valid="a\n\nb\n")
   raw = corpus.load(data_dir=str(root))
   assert raw.splits["train"] == [["a", "b"], ["b", "c"]]  # No newline at EOF: still a sentence.
-  assert raw.splits["valid"] == [["a"], [], ["b"]]       # Empty line: a sentence of only </s>.
+  assert raw.splits["valid"] == [["a"], [], ["b"]]  # Empty line: a sentence of only </s>.
   assert set(raw.checksums) == {"train.txt", "valid.txt", "test.txt"}
 
 
@@ -92,8 +92,12 @@ def _fake_registry(monkeypatch, tmp_path, content: bytes, sha: str):
   src = tmp_path / "remote" / "input.txt"
   src.parent.mkdir(parents=True)
   src.write_bytes(content)
-  spec = corpus.CorpusSpec(name="fake", level="char", fractions=(0.8, 0.1),
-                           files=(corpus.RemoteFile("input.txt", src.as_uri(), sha),))
+  spec = corpus.CorpusSpec(
+    name="fake",
+    level="char",
+    fractions=(0.8, 0.1),
+    files=(corpus.RemoteFile("input.txt", src.as_uri(), sha),),
+  )
   monkeypatch.setitem(corpus.REGISTRY, "fake", spec)
   monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
   monkeypatch.delenv(corpus.DATA_DIR_ENV, raising=False)

@@ -15,8 +15,8 @@ import sys
 import time
 
 import pytest
+from runs import run_metrics
 
-from runs import finals_of, run_metrics
 from tests.conftest import REPO
 
 TIMING = ("steps_per_sec", "tokens_per_sec", "elapsed_s", "eta_s", "compile_s")
@@ -25,9 +25,15 @@ TINY = "--config=configs/rnn.py:elman_ptb,tiny"
 
 def cli(module: str, *args: str, cwd=REPO, check=None, preexec=None, timeout=180):
   env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO)}
-  proc = subprocess.run([sys.executable, "-m", f"experiments.{module}", *map(str, args)], cwd=cwd,
-                        env=env, capture_output=True, text=True, timeout=timeout,
-                        preexec_fn=preexec)
+  proc = subprocess.run(
+    [sys.executable, "-m", f"experiments.{module}", *map(str, args)],
+    cwd=cwd,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=timeout,
+    preexec_fn=preexec,
+  )
   if check is not None:
     assert proc.returncode == check, proc.stderr[-3000:]
   return proc
@@ -58,9 +64,17 @@ def snapshot(root) -> dict[str, str]:
 
 
 def train_tiny(workdir, *extra, check=0, **kw):
-  return cli("train", TINY, f"--workdir={workdir}", "--config.train.num_steps=20",
-             "--config.train.checkpoint_every_steps=10", "--config.train.log_every_steps=5",
-             *extra, check=check, **kw)
+  return cli(
+    "train",
+    TINY,
+    f"--workdir={workdir}",
+    "--config.train.num_steps=20",
+    "--config.train.checkpoint_every_steps=10",
+    "--config.train.log_every_steps=5",
+    *extra,
+    check=check,
+    **kw,
+  )
 
 
 def records(workdir):
@@ -79,8 +93,10 @@ def test_an_empty_workdir_is_refused_and_the_current_directory_untouched(tmp_pat
   (tmp_path / "model.arpa").write_text("a user's file\n")
   (tmp_path / "samples.txt").write_text("another\n")
   before = snapshot(tmp_path)
-  refused(cli("ngram", f"--config={REPO}/configs/ngram.py", "--workdir=", cwd=tmp_path),
-          "--workdir is empty")
+  refused(
+    cli("ngram", f"--config={REPO}/configs/ngram.py", "--workdir=", cwd=tmp_path),
+    "--workdir is empty",
+  )
   assert snapshot(tmp_path) == before
 
 
@@ -99,11 +115,13 @@ def test_a_second_writer_is_refused_naming_the_holder_and_a_stale_lock_is_taken_
   workdir.mkdir()
   (workdir / "run.json").write_text('{"kind": "neural"}')
   import socket
+
   holder = {"host": socket.gethostname(), "pid": os.getpid(), "since": "then"}
   (workdir / ".lock").write_text(json.dumps(holder))  # This test process: alive.
   before = snapshot(workdir)
-  refused(train_tiny(workdir, check=None), f"in use by pid {os.getpid()} on {holder['host']}",
-          "delete")
+  refused(
+    train_tiny(workdir, check=None), f"in use by pid {os.getpid()} on {holder['host']}", "delete"
+  )
   assert snapshot(workdir) == before
   dead = subprocess.Popen([sys.executable, "-c", "pass"])
   dead.wait()
@@ -151,15 +169,22 @@ def test_no_intact_checkpoint_is_one_line_and_keeps_everything(tmp_path):
 
 
 def test_a_kill_before_the_first_checkpoint_duplicates_no_record(tmp_path):
-  args = ["--config.train.num_steps=600", "--config.train.checkpoint_every_steps=100000",
-          "--config.train.log_every_steps=2"]
+  args = [
+    "--config.train.num_steps=600",
+    "--config.train.checkpoint_every_steps=100000",
+    "--config.train.log_every_steps=2",
+  ]
   reference = tmp_path / "reference"
   train_tiny(reference, *args)
   workdir = tmp_path / "run"
   env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO)}
-  proc = subprocess.Popen([sys.executable, "-m", "experiments.train", TINY, f"--workdir={workdir}",
-                           *args], cwd=REPO, env=env,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  proc = subprocess.Popen(
+    [sys.executable, "-m", "experiments.train", TINY, f"--workdir={workdir}", *args],
+    cwd=REPO,
+    env=env,
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
+  )
   deadline = time.monotonic() + 120
   while not (workdir / "metrics.jsonl").exists() or (workdir / "metrics.jsonl").stat().st_size == 0:
     assert time.monotonic() < deadline and proc.poll() is None
@@ -167,15 +192,21 @@ def test_a_kill_before_the_first_checkpoint_duplicates_no_record(tmp_path):
   proc.send_signal(signal.SIGKILL)
   proc.wait()
   assert not (workdir / "checkpoints").exists() or not [
-      n for n in os.listdir(workdir / "checkpoints") if n.isdigit()]
+    n for n in os.listdir(workdir / "checkpoints") if n.isdigit()
+  ]
   train_tiny(workdir, *args)
   assert records(workdir) == records(reference)
 
 
 def test_divergence_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
-  proc = train_tiny(tmp_path, "--config.optim.learning_rate=1e9", "--config.optim.clip_norm=0",
-                    "--config.train.log_every_steps=1", "--config.train.checkpoint_every_steps=1",
-                    check=None)
+  proc = train_tiny(
+    tmp_path,
+    "--config.optim.learning_rate=1e9",
+    "--config.optim.clip_norm=0",
+    "--config.train.log_every_steps=1",
+    "--config.train.checkpoint_every_steps=1",
+    check=None,
+  )
   line = refused(proc, "training diverged at step", "last good checkpoint is step")
   bad = int(line.split("at step ")[1].split(":")[0])
   steps = sorted(int(n) for n in os.listdir(tmp_path / "checkpoints") if n.isdigit())
@@ -187,6 +218,7 @@ def _file_size_limit(limit: int):
   def pre():  # Writes past `limit` bytes fail with EFBIG, as on a full disk.
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
   return pre
 
 
@@ -194,14 +226,19 @@ def test_a_full_disk_is_one_line_and_loses_nothing(tmp_path):
   reference, workdir = tmp_path / "reference", tmp_path / "run"
   train_tiny(reference)
   full = _file_size_limit(100_000)  # A checkpoint's data file (~300 kB) cannot be written.
-  refused(train_tiny(workdir, check=None, preexec=full),
-          "a write failed because a file grew past the size limit", "rerun")
+  refused(
+    train_tiny(workdir, check=None, preexec=full),
+    "a write failed because a file grew past the size limit",
+    "rerun",
+  )
   train_tiny(workdir)  # Space again: the same command finishes the run.
   assert records(workdir) == records(reference)
   checkpoints = snapshot(workdir / "checkpoints")
   # Re-evaluating with a token dump (~240 kB) that cannot be written: one line, checkpoints kept.
-  refused(train_tiny(workdir, "--config.eval.dump_tokens=True", check=None, preexec=full),
-          "a write failed")
+  refused(
+    train_tiny(workdir, "--config.eval.dump_tokens=True", check=None, preexec=full),
+    "a write failed",
+  )
   assert snapshot(workdir / "checkpoints") == checkpoints
   assert not [n for n in os.listdir(workdir) if ".tmp" in n]  # No half-written file left.
 
@@ -213,6 +250,7 @@ def test_a_read_only_place_is_one_line():
 
 def test_readers_of_finished_runs(trained, tmp_path):
   import shutil
+
   run = tmp_path / "copy"
   shutil.copytree(trained, run)
   with open(run / "metrics.jsonl", "a", encoding="utf-8") as f:
@@ -229,7 +267,9 @@ def test_readers_of_finished_runs(trained, tmp_path):
   other = tmp_path / "cut"
   shutil.copytree(trained, other)
   (other / "test.tokens.tsv").write_text("\n".join(dump.read_text().splitlines()[:50]) + "\n")
-  refused(cli("interpolate", ngram, other, f"--workdir={tmp_path}/mix"), "test.tokens.tsv has 49 rows")
+  refused(
+    cli("interpolate", ngram, other, f"--workdir={tmp_path}/mix"), "test.tokens.tsv has 49 rows"
+  )
 
 
 def test_refusals_before_any_work(tmp_path, trained):

@@ -8,11 +8,11 @@ import sys
 import time
 
 import pytest
+from runs import finals_of, run_metrics
 
 from lm_jax import checkpoint, train
 from lm_jax.errors import WorkdirError
 from lm_jax.rundir import RunDir
-from runs import finals_of, run_metrics
 from tests.conftest import REPO
 
 # Two epochs (1132 steps each) so plateau state and epoch-end evaluations are resumed too;
@@ -21,15 +21,28 @@ STEPS, EVERY = 2400, 25
 
 
 def command(workdir) -> list[str]:
-  return [sys.executable, "-m", "experiments.train", "--config=configs/rnn.py:elman_ptb,tiny",
-          f"--workdir={workdir}", f"--config.train.num_steps={STEPS}",
-          f"--config.train.checkpoint_every_steps={EVERY}", "--config.train.log_every_steps=100"]
+  return [
+    sys.executable,
+    "-m",
+    "experiments.train",
+    "--config=configs/rnn.py:elman_ptb,tiny",
+    f"--workdir={workdir}",
+    f"--config.train.num_steps={STEPS}",
+    f"--config.train.checkpoint_every_steps={EVERY}",
+    "--config.train.log_every_steps=100",
+  ]
 
 
 def start(workdir) -> subprocess.Popen:
   env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO)}
-  return subprocess.Popen(command(workdir), cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, text=True)
+  return subprocess.Popen(
+    command(workdir),
+    cwd=REPO,
+    env=env,
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.PIPE,
+    text=True,
+  )
 
 
 def finish(proc: subprocess.Popen) -> str:
@@ -53,8 +66,7 @@ def wait_for_checkpoint(proc, workdir, after: int = -1) -> None:
 
 
 def records(workdir) -> list[dict]:
-  return [{k: v for k, v in r.items() if k not in train.TIMING_KEYS}
-          for r in run_metrics(workdir)]
+  return [{k: v for k, v in r.items() if k not in train.TIMING_KEYS} for r in run_metrics(workdir)]
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +104,7 @@ def test_sigkill_then_sigterm_resume_to_the_uninterrupted_numbers(tmp_path, unin
 
 def test_a_leftover_temporary_save_is_ignored_and_removed(tmp_path):
   from configs import rnn
+
   config = rnn.get_config("elman_ptb,tiny")
   config.train.update(num_steps=10, checkpoint_every_steps=5, log_every_steps=5)
   train.train_and_evaluate(config, str(tmp_path), stop_after=5)
@@ -112,6 +125,7 @@ def test_unwritable_workdir_is_a_clear_error_naming_the_path(tmp_path):
   with pytest.raises(WorkdirError, match=f"cannot write the run directory {blocker}/run"):
     RunDir.create(str(blocker / "run"), "neural")
   from configs import rnn
+
   with pytest.raises(WorkdirError, match="choose a --workdir"):
     train.train_and_evaluate(rnn.get_config("elman_ptb,tiny"), str(blocker / "run"))
   if os.geteuid() != 0:  # root writes through permission bits
@@ -125,8 +139,9 @@ def test_cli_reports_an_unwritable_workdir_in_one_line(tmp_path):
   blocker = tmp_path / "a_file"
   blocker.write_text("")
   env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO)}
-  proc = subprocess.run(command(blocker / "run"), cwd=REPO, env=env, capture_output=True,
-                        text=True, timeout=120)
+  proc = subprocess.run(
+    command(blocker / "run"), cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+  )
   assert proc.returncode == 1
   assert f"error: cannot write the run directory {blocker}/run" in proc.stderr
   assert "Traceback" not in proc.stderr

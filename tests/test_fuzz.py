@@ -1,6 +1,5 @@
 """Bad input: corpora, vocabularies, ARPA files and configs either load or raise an LMJaxError."""
 
-from lm_jax.spec import parse_neural
 import json
 import math
 import pathlib
@@ -11,17 +10,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from configs import rnn as rnn_configs
-from lm_jax import train
 from lm_jax.data import corpus
 from lm_jax.data.pipeline import data_config, load_data
+from lm_jax.data.tokens import encode_sentences
 from lm_jax.data.vocab import Vocab
 from lm_jax.errors import LMJaxError
 from lm_jax.ngram.arpa import read_arpa, write_arpa
 from lm_jax.ngram.model import NGramLM
-from lm_jax.data.tokens import encode_sentences
+from lm_jax.spec import parse_neural
 
-FUZZ = settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck),
-                derandomize=True)  # Reproducible in CI; the examples still vary by strategy.
+FUZZ = settings(
+  max_examples=50, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True
+)  # Reproducible in CI; the examples still vary by strategy.
 
 
 def accepts_or_explains(fn, *args, **kwargs):
@@ -38,14 +38,29 @@ def scratch() -> pathlib.Path:
 
 
 # Text that stresses line splitting and tokenizing: reserved tokens, odd line breaks, controls.
-TEXT = st.lists(st.one_of(
-    st.text(max_size=40), st.sampled_from(["<s>", "</s>", "<unk>", "\r\n", "\x85", "\u2028", "\x00",
-                                           "\ufeff", " \t ", "\n\n"])), max_size=30).map("".join)
+TEXT = st.lists(
+  st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(
+      ["<s>", "</s>", "<unk>", "\r\n", "\x85", "\u2028", "\x00", "\ufeff", " \t ", "\n\n"]
+    ),
+  ),
+  max_size=30,
+).map("".join)
 # Mostly plausible corpora (so loading succeeds often enough to check its output), else noise.
-WORDS = st.lists(st.lists(st.sampled_from(["a", "b", "the", "<unk>", "é", "x" * 300]),
-                          min_size=1, max_size=8).map(" ".join), min_size=1, max_size=12).map("\n".join)
-BYTES = st.one_of(*[WORDS.map(str.encode)] * 6, TEXT.map(lambda t: t.encode("utf-8")), st.binary(max_size=300),
-                  TEXT.map(lambda t: t.encode("utf-16")))
+WORDS = st.lists(
+  st.lists(st.sampled_from(["a", "b", "the", "<unk>", "é", "x" * 300]), min_size=1, max_size=8).map(
+    " ".join
+  ),
+  min_size=1,
+  max_size=12,
+).map("\n".join)
+BYTES = st.one_of(
+  *[WORDS.map(str.encode)] * 6,
+  TEXT.map(lambda t: t.encode("utf-8")),
+  st.binary(max_size=300),
+  TEXT.map(lambda t: t.encode("utf-16")),
+)
 
 
 @FUZZ
@@ -77,21 +92,34 @@ def test_a_huge_line_is_one_sentence():
   assert len(raw.splits["train"]) == 1 and len(raw.splits["train"][0]) == 2_000_000
 
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
-                    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=6), inner, max_size=5),
-                    max_leaves=20)
-TOKENS = st.lists(st.one_of(st.sampled_from(["<unk>", "</s>", "<s>"]), st.text(max_size=4)), max_size=8)
-VALID_TOKENS = st.lists(st.text(min_size=1, max_size=4).filter(lambda t: t not in ("<unk>", "</s>", "<s>")),
-                        unique=True, max_size=8).map(lambda t: ["<unk>", "</s>", *t, "<s>"])
+JSON = st.recursive(
+  st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+  lambda inner: (
+    st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=6), inner, max_size=5)
+  ),
+  max_leaves=20,
+)
+TOKENS = st.lists(
+  st.one_of(st.sampled_from(["<unk>", "</s>", "<s>"]), st.text(max_size=4)), max_size=8
+)
+VALID_TOKENS = st.lists(
+  st.text(min_size=1, max_size=4).filter(lambda t: t not in ("<unk>", "</s>", "<s>")),
+  unique=True,
+  max_size=8,
+).map(lambda t: ["<unk>", "</s>", *t, "<s>"])
 LEVEL = st.one_of(st.sampled_from(["word", "char"]), JSON)
 VOCAB_JSON = st.one_of(
-    st.fixed_dictionaries({"tokens": VALID_TOKENS}, optional={"level": LEVEL}),
-    st.fixed_dictionaries({"tokens": st.one_of(TOKENS, JSON)}, optional={"level": LEVEL}),
-    st.fixed_dictionaries({}, optional={"tokens": VALID_TOKENS, "level": LEVEL}))
+  st.fixed_dictionaries({"tokens": VALID_TOKENS}, optional={"level": LEVEL}),
+  st.fixed_dictionaries({"tokens": st.one_of(TOKENS, JSON)}, optional={"level": LEVEL}),
+  st.fixed_dictionaries({}, optional={"tokens": VALID_TOKENS, "level": LEVEL}),
+)
 
 
 @FUZZ
-@given(obj=st.one_of(VOCAB_JSON, VOCAB_JSON, JSON), raw=st.one_of(st.none(), st.none(), st.binary(max_size=50)))
+@given(
+  obj=st.one_of(VOCAB_JSON, VOCAB_JSON, JSON),
+  raw=st.one_of(st.none(), st.none(), st.binary(max_size=50)),
+)
 def test_vocab_files(obj, raw):
   path = scratch() / "vocab.json"
   if raw is None:
@@ -106,8 +134,9 @@ def test_vocab_files(obj, raw):
 def valid_arpa() -> str:
   sents = [s.split() for s in ("a b c", "b c a", "c a b a", "a a b")]
   vocab = Vocab.build(sents)
-  lm = NGramLM.estimate(encode_sentences(vocab, sents), vocab, 3, "kneser_ney",
-                        discount_fallback="0.5,1.0,1.5")
+  lm = NGramLM.estimate(
+    encode_sentences(vocab, sents), vocab, 3, "kneser_ney", discount_fallback="0.5,1.0,1.5"
+  )
   path = scratch() / "ok.arpa"
   write_arpa(lm, str(path))
   return path.read_text(encoding="utf-8")
@@ -129,17 +158,34 @@ def mutated_arpa(draw):
     elif op == "replace":
       lines[i] = draw(st.text(max_size=30))
     elif op == "insert":
-      lines.insert(i, draw(st.sampled_from(["\\data\\", "ngram 1=3", "ngram 9=1", "\\2-grams:",
-                                            "\\4-grams:", "\\end\\", "-1.0\tzzz", "nan a", "inf b"])))
+      lines.insert(
+        i,
+        draw(
+          st.sampled_from(
+            [
+              "\\data\\",
+              "ngram 1=3",
+              "ngram 9=1",
+              "\\2-grams:",
+              "\\4-grams:",
+              "\\end\\",
+              "-1.0\tzzz",
+              "nan a",
+              "inf b",
+            ]
+          )
+        ),
+      )
     else:
       fields = lines[i].split("\t")
-      fields[draw(st.integers(0, len(fields) - 1))] = draw(st.sampled_from(
-          ["", "x", "1e999", "-inf", "nan", "0", "<s>", "a b", "-99"]))
+      fields[draw(st.integers(0, len(fields) - 1))] = draw(
+        st.sampled_from(["", "x", "1e999", "-inf", "nan", "0", "<s>", "a b", "-99"])
+      )
       lines[i] = "\t".join(fields)
     if not lines:
       break
   text = "\n".join(lines)
-  return text[:draw(st.integers(0, len(text)))] if draw(st.booleans()) else text
+  return text[: draw(st.integers(0, len(text)))] if draw(st.booleans()) else text
 
 
 @FUZZ
@@ -152,12 +198,24 @@ def test_arpa_files(text, level):
     assert lm.vocab.size == 6
 
 
-FIELDS = [(s, k) for s, d in rnn_configs.get_config("elman_ptb,tiny").items()
-          if s in ("train", "eval", "model", "optim") for k in d.keys() if k != "plateau"]
-VALUES = st.one_of(st.integers(1, 64), st.floats(0.0, 0.9), st.none(), st.booleans(),
-                   st.integers(-10**12, 10**12), st.floats(),
-                   st.text(max_size=8), st.lists(st.integers(), max_size=3),
-                   st.sampled_from([0, 1, -1, 0.5, 1e-9, math.inf, "lstm", "adam", "tokens"]))
+FIELDS = [
+  (s, k)
+  for s, d in rnn_configs.get_config("elman_ptb,tiny").items()
+  if s in ("train", "eval", "model", "optim")
+  for k in d.keys()
+  if k != "plateau"
+]
+VALUES = st.one_of(
+  st.integers(1, 64),
+  st.floats(0.0, 0.9),
+  st.none(),
+  st.booleans(),
+  st.integers(-(10**12), 10**12),
+  st.floats(),
+  st.text(max_size=8),
+  st.lists(st.integers(), max_size=3),
+  st.sampled_from([0, 1, -1, 0.5, 1e-9, math.inf, "lstm", "adam", "tokens"]),
+)
 
 
 @FUZZ
@@ -170,9 +228,17 @@ def test_config_values(changes):
   accepts_or_explains(parse_neural, config)
 
 
-@pytest.mark.parametrize("section,key,value", [
-    ("train", "batch_size", "20"), ("train", "num_steps", 2.5), ("model", "dropout", "0.1"),
-    ("optim", "learning_rate", math.nan), ("model", "hidden_dim", True), ("eval", "batch_size", None)])
+@pytest.mark.parametrize(
+  "section,key,value",
+  [
+    ("train", "batch_size", "20"),
+    ("train", "num_steps", 2.5),
+    ("model", "dropout", "0.1"),
+    ("optim", "learning_rate", math.nan),
+    ("model", "hidden_dim", True),
+    ("eval", "batch_size", None),
+  ],
+)
 def test_config_type_errors_name_the_field(section, key, value):
   config = rnn_configs.get_config("elman_ptb,tiny")
   with config.ignore_type():
@@ -186,6 +252,7 @@ def test_literal_boundaries_in_valid_or_test_are_refused(tmp_path, valid):
   """Found by the corpus fuzzer: a literal <s> in valid became a target outside the softmax."""
   from lm_jax.errors import VocabError
   from tests.conftest import write_corpus
+
   data = data_config(None, "word")
   data.dir = str(write_corpus(tmp_path, "a b\nb a\n", valid=valid))
   with pytest.raises(VocabError, match="reserved token <s> or </s> \\(1 times\\)"):

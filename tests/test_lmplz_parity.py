@@ -8,7 +8,6 @@ so every ARPA entry should agree to float32 precision.
 """
 
 import os
-import pathlib
 import shutil
 import subprocess
 
@@ -27,8 +26,11 @@ LN10 = np.log(10)
 
 
 def _lmplz() -> str | None:
-  for cand in (os.environ.get("LMPLZ"), shutil.which("lmplz"),
-               str(REPO.parent / "peers" / "kenlm" / "build" / "bin" / "lmplz")):
+  for cand in (
+    os.environ.get("LMPLZ"),
+    shutil.which("lmplz"),
+    str(REPO.parent / "peers" / "kenlm" / "build" / "bin" / "lmplz"),
+  ):
     if cand and os.access(cand, os.X_OK):
       return cand
   return None
@@ -38,8 +40,10 @@ def _corpora():
   yield "pydoc", corpus_lib.load("pydoc")
   d = data_dir()
   if d is not None:  # Tiny Shakespeare read as words: a corpus with no <unk> at all.
-    yield "shakespeare_words", corpus_lib.load("tinyshakespeare", data_dir=str(d), level="word",
-                                               download=False)
+    yield (
+      "shakespeare_words",
+      corpus_lib.load("tinyshakespeare", data_dir=str(d), level="word", download=False),
+    )
 
 
 @pytest.mark.slow
@@ -50,13 +54,28 @@ def test_every_entry_matches_lmplz(tmp_path, order):
     train_txt = tmp_path / f"{name}.txt"
     train_txt.write_text("\n".join(" ".join(s) for s in raw.splits["train"]) + "\n")
     arpa_path = tmp_path / f"{name}.o{order}.arpa"
-    subprocess.run([_lmplz(), "-o", str(order), "-S", "10%", "-T", str(tmp_path),
-                    "--text", str(train_txt), "--arpa", str(arpa_path)],
-                   check=True, capture_output=True)
+    subprocess.run(
+      [
+        _lmplz(),
+        "-o",
+        str(order),
+        "-S",
+        "10%",
+        "-T",
+        str(tmp_path),
+        "--text",
+        str(train_txt),
+        "--arpa",
+        str(arpa_path),
+      ],
+      check=True,
+      capture_output=True,
+    )
     ref = read_arpa(str(arpa_path))
     vocab = Vocab.build(raw.splits["train"])
-    lm = NGramLM.estimate(encode_sentences(vocab, raw.splits["train"]), vocab, order,
-                          "modified_kneser_ney")
+    lm = NGramLM.estimate(
+      encode_sentences(vocab, raw.splits["train"]), vocab, order, "modified_kneser_ney"
+    )
     assert ref.trie.sizes() == lm.trie.sizes(), name
     to_ref = np.array([ref.vocab.index[t] for t in vocab.tokens])
     for k in range(1, order + 1):

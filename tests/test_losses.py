@@ -40,7 +40,9 @@ def test_output_sum_nll_two_words_golden():
 def test_output_sum_nll_is_finite_for_extreme_logits():
   h = jnp.array([[[1e4]]])  # logits (1e4, -1e4, 0): target 1 has nll 2e4
   w, b = jnp.array([[1.0, -1.0, 0.0]]), jnp.zeros(3)
-  value, grads = jax.value_and_grad(losses.output_sum_nll, argnums=(0, 1, 2))(h, w, b, jnp.array([[1]]))
+  value, grads = jax.value_and_grad(losses.output_sum_nll, argnums=(0, 1, 2))(
+    h, w, b, jnp.array([[1]])
+  )
   assert float(value) == pytest.approx(2e4, rel=1e-6)  # lse = 1e4, picked = -1e4
   assert all(bool(jnp.isfinite(g).all()) for g in grads)
   np.testing.assert_allclose(grads[2], [1.0, -1.0, 0.0], atol=1e-6)  # ∂b = softmax - onehot

@@ -12,6 +12,7 @@ from lm_jax.models.lstm_scan import lstm_scan
 
 def plain_scan(W_h, xw_TxBxG, h0, c0, reset_TxB, unroll=1):
   """The same recurrence, differentiated by JAX."""
+
   def body(carry, xs):
     h, c = carry
     xw, reset = xs
@@ -21,6 +22,7 @@ def plain_scan(W_h, xw_TxBxG, h0, c0, reset_TxB, unroll=1):
     c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
     h = jax.nn.sigmoid(o) * jnp.tanh(c)
     return (h, c), h
+
   (h, c), hs = jax.lax.scan(body, (h0, c0), (xw_TxBxG, reset_TxB), unroll=unroll)
   return hs, h, c
 
@@ -40,7 +42,9 @@ def test_values_and_all_gradients_match_autodiff(with_reset, unroll):
   def loss(fn, W_h, xw, h0, c0):
     hs, h, c = fn(W_h, xw, h0, c0, reset, unroll)
     # Every output receives a different cotangent: all of h(t), h_T and c_T.
-    return jnp.sum(jnp.sin(hs @ proj) * jnp.arange(1, T + 1)[:, None]) + jnp.sum(h * h) - jnp.sum(c ** 3)
+    return (
+      jnp.sum(jnp.sin(hs @ proj) * jnp.arange(1, T + 1)[:, None]) + jnp.sum(h * h) - jnp.sum(c**3)
+    )
 
   args = (W_h, xw, h0, c0)
   ours = jax.value_and_grad(lambda *a: loss(lstm_scan, *a), argnums=(0, 1, 2, 3))(*args)
@@ -55,8 +59,17 @@ def test_values_and_all_gradients_match_autodiff(with_reset, unroll):
 
 def test_model_gradient_equals_the_plain_scan_model():
   """A 2-layer LSTM LM with reset_at_eos: hand-written BPTT vs remat (plain scan) gradients."""
-  cfg = ModelConfig(kind="lstm", embed_dim=6, hidden_dim=5, num_layers=2, init_scale=0.5,
-                    reset_at_eos=True, in_vocab=12, out_vocab=11, bos_id=11)
+  cfg = ModelConfig(
+    kind="lstm",
+    embed_dim=6,
+    hidden_dim=5,
+    num_layers=2,
+    init_scale=0.5,
+    reset_at_eos=True,
+    in_vocab=12,
+    out_vocab=11,
+    bos_id=11,
+  )
   params = rnn.init(jax.random.PRNGKey(0), cfg)
   x = np.random.default_rng(0).integers(0, 11, size=(3, 9)).astype(np.int32)
   x[:, 0], x[1, 4] = 11, 11

@@ -50,8 +50,8 @@ def test_five_grams_over_a_million_word_ids_do_not_overflow():
   c = count_ngrams(tokens, 5, vocab_size, vocab_size - 1)
   naive = collections.Counter()
   for i in range(len(lengths)):
-    s = [vocab_size - 1] + ids[starts[i]:starts[i + 1]].tolist()
-    naive.update(tuple(s[j:j + 5]) for j in range(len(s) - 4))
+    s = [vocab_size - 1] + ids[starts[i] : starts[i + 1]].tolist()
+    naive.update(tuple(s[j : j + 5]) for j in range(len(s) - 4))
   got = {tuple(w): int(n) for w, n in zip(c.words(5).tolist(), c.orders[-1].count)}
   assert got == dict(naive)
 
@@ -66,14 +66,16 @@ def sentence_shards(tokens: TokenArray, cuts: list[int]) -> list[TokenArray]:
   out = []
   for a, b in zip(cuts[:-1], cuts[1:]):
     lo, hi = tokens.starts[a], tokens.starts[b]
-    out.append(TokenArray(ids=tokens.ids[lo:hi], starts=tokens.starts[a:b + 1] - lo,
-                          oov=tokens.oov[lo:hi]))
+    out.append(
+      TokenArray(ids=tokens.ids[lo:hi], starts=tokens.starts[a : b + 1] - lo, oov=tokens.oov[lo:hi])
+    )
   return out
 
 
 @pytest.mark.parametrize("order", [1, 2, 3, 5])
 def test_sharded_counts_equal_the_one_shot_count(order):
   from lm_jax.ngram.counts import count_ngrams_sharded
+
   sents = zipf_corpus(11, n_sent=3000, n_words=60)
   vocab = Vocab.build(sents)
   tokens = encode_sentences(vocab, sents)
@@ -92,6 +94,7 @@ def test_sharded_counts_equal_the_one_shot_count(order):
 
 def test_sharded_counts_of_no_shards_are_empty():
   from lm_jax.ngram.counts import count_ngrams_sharded
+
   c = count_ngrams_sharded([], 3, 5, 4)
   assert c.unigram.tolist() == [0] * 5 and [o.size for o in c.orders] == [0, 0]
   with pytest.raises(ConfigError, match="order must be >= 1"):
@@ -101,10 +104,13 @@ def test_sharded_counts_of_no_shards_are_empty():
 @pytest.mark.parametrize("big", [False, True])
 def test_merge_tables_sums_equal_rows(big):
   from lm_jax.ngram.counts import merge_tables
-  scale = 10 ** 6 if big else 1  # big: 4 columns of ids up to 3e6 overflow one int64 key
+
+  scale = 10**6 if big else 1  # big: 4 columns of ids up to 3e6 overflow one int64 key
   a = (np.array([[1, 2, 3, 3], [0, 0, 1, 2]], np.int32) * scale, np.array([5, 1]))
   b = (np.array([[0, 0, 1, 2], [3, 0, 0, 0], [0, 0, 1, 1]], np.int32) * scale, np.array([2, 7, 4]))
   words, count = merge_tables(a, b)
-  assert words.tolist() == (np.array([[0, 0, 1, 1], [0, 0, 1, 2], [1, 2, 3, 3], [3, 0, 0, 0]])
-                            * scale).tolist()
+  assert (
+    words.tolist()
+    == (np.array([[0, 0, 1, 1], [0, 0, 1, 2], [1, 2, 3, 3], [3, 0, 0, 0]]) * scale).tolist()
+  )
   assert count.tolist() == [4, 3, 5, 7]

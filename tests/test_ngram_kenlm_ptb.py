@@ -19,8 +19,10 @@ from lm_jax.ngram.model import NGramLM
 
 LN10 = math.log(10)
 # Perplexities and log10 totals printed by KenLM (reference README).
-KENLM = {3: {"test": (148.2815, -178962.6989), "valid": (157.7653, -162125.3183)},
-         5: {"test": (141.1862, -177207.3770), "valid": (148.0074, -160080.1051)}}
+KENLM = {
+  3: {"test": (148.2815, -178962.6989), "valid": (157.7653, -162125.3183)},
+  5: {"test": (141.1862, -177207.3770), "valid": (148.0074, -160080.1051)},
+}
 
 
 @functools.lru_cache(maxsize=1)

@@ -47,6 +47,7 @@ def test_temperature():
   # Near-zero temperature is greedy: always the most probable next word.
   s = sample(lm, jax.random.key(3), temperature=1e-4, max_len=5)
   ctx = [-1] * 0 + [lm.vocab.bos_id]
-  assert s.ids[0] == int(np.argmax(np.where(np.arange(lm.vocab.num_predictable) == 0, -np.inf,
-                                            lm.next_logprobs(ctx))))
+  assert s.ids[0] == int(
+    np.argmax(np.where(np.arange(lm.vocab.num_predictable) == 0, -np.inf, lm.next_logprobs(ctx)))
+  )
   assert math.isfinite(s.logprob)

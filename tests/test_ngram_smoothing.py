@@ -30,7 +30,9 @@ def test_lecture_exercise_laplace_bigram():
   # P = 2*3*1*2*1 / (17*16*16*15*15) = 12/979200 = 1.2255e-05
   assert vocab.num_predictable == 14
   expected = 12 / 979200
-  assert math.exp(lm.sentence_logprob("the weather is nice".split())) == pytest.approx(expected, rel=1e-6)
+  assert math.exp(lm.sentence_logprob("the weather is nice".split())) == pytest.approx(
+    expected, rel=1e-6
+  )
 
 
 def test_mle_golden_and_zero():
@@ -46,12 +48,13 @@ def _all_contexts(lm, vocab, train, rng, n_random=30):
   if width == 0:
     return np.zeros((1, 0), np.int32)
   from lm_jax.data.tokens import contexts
+
   seen = np.unique(contexts(train, vocab.bos_id, width), axis=0)
   words = np.array([i for i in range(vocab.num_predictable) if i != 1])
   rand = rng.choice(words, size=(n_random, width)).astype(np.int32)
   rand[: n_random // 3, 0] = vocab.bos_id
   if width > 1:
-    rand[: n_random // 3, : 1] = -1
+    rand[: n_random // 3, :1] = -1
     rand[: n_random // 3, 1] = vocab.bos_id
   return np.concatenate([seen, rand])
 
@@ -60,12 +63,23 @@ def zipf_corpus(seed, n_sent=250, n_words=12):
   rng = np.random.default_rng(seed)
   p = 1.0 / np.arange(1, n_words + 1)
   p /= p.sum()
-  return [[f"w{i}" for i in rng.choice(n_words, size=rng.integers(1, 9), p=p)] for _ in range(n_sent)]
+  return [
+    [f"w{i}" for i in rng.choice(n_words, size=rng.integers(1, 9), p=p)] for _ in range(n_sent)
+  ]
 
 
-@pytest.mark.parametrize("smoothing,kw", [
-    ("mle", {}), ("laplace", {}), ("add_k", {"k": 0.1}), ("katz", {}),
-    ("kneser_ney", {}), ("modified_kneser_ney", {}), ("modified_kneser_ney", {"kn_statistics": "exact"})])
+@pytest.mark.parametrize(
+  "smoothing,kw",
+  [
+    ("mle", {}),
+    ("laplace", {}),
+    ("add_k", {"k": 0.1}),
+    ("katz", {}),
+    ("kneser_ney", {}),
+    ("modified_kneser_ney", {}),
+    ("modified_kneser_ney", {"kn_statistics": "exact"}),
+  ],
+)
 @pytest.mark.parametrize("order", [1, 2, 3, 4])
 def test_probabilities_sum_to_one_for_every_context(smoothing, kw, order):
   sents = zipf_corpus(order)
@@ -88,7 +102,7 @@ def assert_matches_reference(lm, vocab, prob, test_sentences):
   for s in test_sentences:
     padded = ["<s>"] + [w if w in vocab.index else "<unk>" for w in s] + ["</s>"]
     for i in range(1, len(padded)):
-      h = tuple(padded[max(0, i - order + 1):i])
+      h = tuple(padded[max(0, i - order + 1) : i])
       ctx = [-1] * (order - 1 - len(h)) + [vocab.index[x] for x in h]
       got = float(lm.logprob(np.array([ctx]), np.array([vocab.index[padded[i]]]))[0])
       assert got == pytest.approx(ref.log(prob(padded[i], h)), abs=2e-6)
@@ -98,8 +112,9 @@ def assert_matches_reference(lm, vocab, prob, test_sentences):
 @pytest.mark.parametrize("modified", [True, False])
 def test_kneser_ney_matches_textbook_reference(seed, modified):
   sents = zipf_corpus(10 + seed, n_sent=300, n_words=150)
-  lm, vocab = build(sents, 3, "modified_kneser_ney" if modified else "kneser_ney",
-                    kn_statistics="exact")
+  lm, vocab = build(
+    sents, 3, "modified_kneser_ney" if modified else "kneser_ney", kn_statistics="exact"
+  )
   prob = ref.kneser_ney(sents, 3, [t for t in vocab.tokens if t != "<s>"], modified)
   assert_matches_reference(lm, vocab, prob, zipf_corpus(100 + seed, n_sent=20, n_words=150))
 
@@ -137,7 +152,9 @@ def test_stupid_backoff_refuses_perplexity():
   lm1, _ = build(LECTURE, 2, "stupid_backoff", stupid_backoff_alpha=1.0)
   # P(is | weather) unseen -> P(is) = C(is) / N = 1 / (15 words + 3 </s>) = 1/18.
   w, ctx = vocab.index["is"], [vocab.index["weather"]]
-  assert math.exp(float(lm1.logprob(np.array([ctx]), np.array([w]))[0])) == pytest.approx(1 / 18, rel=1e-6)
+  assert math.exp(float(lm1.logprob(np.array([ctx]), np.array([w]))[0])) == pytest.approx(
+    1 / 18, rel=1e-6
+  )
 
 
 def test_undefined_discounts_name_order_and_counts():
@@ -146,7 +163,11 @@ def test_undefined_discounts_name_order_and_counts():
   with pytest.raises(DiscountError) as e:
     build(lines, 3, "modified_kneser_ney")
   msg = str(e.value)
-  assert "-grams are undefined" in msg and "counts-of-counts n1..n4" in msg and "discount_fallback" in msg
+  assert (
+    "-grams are undefined" in msg
+    and "counts-of-counts n1..n4" in msg
+    and "discount_fallback" in msg
+  )
   lm, vocab = build(lines, 3, "modified_kneser_ney", discount_fallback="0.5,1.0,1.5")
   assert lm.tables.info["discount_notes"]  # The fallback is recorded, not silent.
   assert np.isfinite(lm.sentence_logprob(["this", "is", "unseen"]))
@@ -163,6 +184,7 @@ def test_bad_order_and_k():
 
 def test_character_ngrams_score_every_character():
   from lm_jax.data import corpus
+
   raw = corpus.load("pydoc", level="char")  # The embedded corpus, read as characters.
   vocab = Vocab.build(raw.splits["train"], level="char")
   train = encode_sentences(vocab, raw.splits["train"])

@@ -50,11 +50,21 @@ print(json.dumps(out))
 
 
 def run_on(devices: int, tmp_path) -> dict:
-  env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO),
-         "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+  env = {
+    **os.environ,
+    "JAX_PLATFORMS": "cpu",
+    "PYTHONPATH": str(REPO),
+    "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+  }
   env.pop(parallel.DISTRIBUTED_ENV, None)
-  proc = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / f"d{devices}")], cwd=REPO,
-                        env=env, capture_output=True, text=True, timeout=240)
+  proc = subprocess.run(
+    [sys.executable, "-c", SCRIPT, str(tmp_path / f"d{devices}")],
+    cwd=REPO,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=240,
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   return json.loads(proc.stdout.strip().splitlines()[-1])
 

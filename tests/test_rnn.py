@@ -21,8 +21,16 @@ apply = jax.jit(rnn.apply, static_argnums=3, static_argnames="train")
 
 
 def cfg_for(kind, **kw):
-  base = dict(kind=kind, embed_dim=6, hidden_dim=5, num_layers=2, init_scale=0.5,
-              in_vocab=V + 1, out_vocab=V, bos_id=BOS)
+  base = dict(
+    kind=kind,
+    embed_dim=6,
+    hidden_dim=5,
+    num_layers=2,
+    init_scale=0.5,
+    in_vocab=V + 1,
+    out_vocab=V,
+    bos_id=BOS,
+  )
   return ModelConfig(**{**base, **kw})
 
 
@@ -42,7 +50,7 @@ def reference_logits(params, inputs_BxT, cfg):
   b, t = inputs_BxT.shape
   h = [np.zeros((b, cfg.hidden_dim)) for _ in p["layers"]]
   c = [np.zeros((b, cfg.hidden_dim)) for _ in p["layers"]]
-  w_o = p["embed"][:cfg.out_vocab].T if cfg.tie_weights else p["W_o"]
+  w_o = p["embed"][: cfg.out_vocab].T if cfg.tie_weights else p["W_o"]
   out = []
   for step in range(t):
     x = p["embed"][inputs_BxT[:, step]]
@@ -58,19 +66,28 @@ def reference_logits(params, inputs_BxT, cfg):
         h[l] = sig(o) * np.tanh(c[l])
       else:
         zx, zh = x @ layer["W_x"] + layer["b_x"], hp @ layer["W_h"] + layer["b_h"]
-        r = sig(zx[:, :cfg.hidden_dim] + zh[:, :cfg.hidden_dim])
-        u = sig(zx[:, cfg.hidden_dim:2 * cfg.hidden_dim] + zh[:, cfg.hidden_dim:2 * cfg.hidden_dim])
-        n = np.tanh(zx[:, 2 * cfg.hidden_dim:] + r * zh[:, 2 * cfg.hidden_dim:])
+        r = sig(zx[:, : cfg.hidden_dim] + zh[:, : cfg.hidden_dim])
+        u = sig(
+          zx[:, cfg.hidden_dim : 2 * cfg.hidden_dim] + zh[:, cfg.hidden_dim : 2 * cfg.hidden_dim]
+        )
+        n = np.tanh(zx[:, 2 * cfg.hidden_dim :] + r * zh[:, 2 * cfg.hidden_dim :])
         h[l] = (1 - u) * n + u * hp
       x = h[l]
     out.append(x @ w_o + p["b_o"])
   return np.stack(out, axis=1)
 
 
-CASES = [("elman", {}), ("elman", {"activation": "sigmoid", "num_layers": 1}),
-         ("elman", {"reset_at_eos": True}), ("lstm", {}), ("lstm", {"reset_at_eos": True, "unroll": 3}),
-         ("gru", {}), ("gru", {"num_layers": 1, "reset_at_eos": True}),
-         ("elman", {"tie_weights": True, "hidden_dim": 6}), ("lstm", {"remat": True, "unroll": 4})]
+CASES = [
+  ("elman", {}),
+  ("elman", {"activation": "sigmoid", "num_layers": 1}),
+  ("elman", {"reset_at_eos": True}),
+  ("lstm", {}),
+  ("lstm", {"reset_at_eos": True, "unroll": 3}),
+  ("gru", {}),
+  ("gru", {"num_layers": 1, "reset_at_eos": True}),
+  ("elman", {"tie_weights": True, "hidden_dim": 6}),
+  ("lstm", {"remat": True, "unroll": 4}),
+]
 
 
 @pytest.mark.parametrize("kind,kw", CASES)
@@ -79,7 +96,9 @@ def test_scan_matches_python_loop(kind, kw):
   params = rnn.init(jax.random.PRNGKey(0), cfg)
   x = inputs_with_sentences(np.random.default_rng(0))
   got, _ = apply(params, rnn.init_carry(cfg, 3), jnp.asarray(x), cfg)
-  np.testing.assert_allclose(np.asarray(got), reference_logits(params, x, cfg), atol=2e-5, rtol=1e-5)
+  np.testing.assert_allclose(
+    np.asarray(got), reference_logits(params, x, cfg), atol=2e-5, rtol=1e-5
+  )
 
 
 @pytest.mark.parametrize("kind", ["elman", "lstm", "gru"])
@@ -94,7 +113,7 @@ def test_never_sees_the_future_and_normalises(kind):
     y = x.copy()
     y[:, t + 1] = (y[:, t + 1] + 1) % V  # change the token after position t
     changed, _ = apply(params, rnn.init_carry(cfg, 3), jnp.asarray(y), cfg)
-    np.testing.assert_array_equal(changed[:, :t + 1], logits[:, :t + 1])
+    np.testing.assert_array_equal(changed[:, : t + 1], logits[:, : t + 1])
     assert not np.allclose(changed[:, t + 1], logits[:, t + 1])
 
 
@@ -126,8 +145,15 @@ def test_elman_param_layout_is_the_shared_contract():
   cfg = cfg_for("elman", embed_dim=6, hidden_dim=5, num_layers=2)
   params = rnn.init(jax.random.PRNGKey(0), cfg)
   shapes = jax.tree.map(lambda a: a.shape, params)
-  assert shapes == {"embed": (V + 1, 6), "W_o": (5, V), "b_o": (V,), "layers": [
-      {"W_e": (6, 5), "W_h": (5, 5), "b_h": (5,)}, {"W_e": (5, 5), "W_h": (5, 5), "b_h": (5,)}]}
+  assert shapes == {
+    "embed": (V + 1, 6),
+    "W_o": (5, V),
+    "b_o": (V,),
+    "layers": [
+      {"W_e": (6, 5), "W_h": (5, 5), "b_h": (5,)},
+      {"W_e": (5, 5), "W_h": (5, 5), "b_h": (5,)},
+    ],
+  }
   tied = rnn.init(jax.random.PRNGKey(0), cfg_for("elman", hidden_dim=6, tie_weights=True))
   assert "W_o" not in tied
 
@@ -160,20 +186,35 @@ def test_dropout_only_in_training_and_reproducible():
 
 
 def model_block(**kw):
-  base = dict(kind="elman", embed_dim=8, hidden_dim=8, num_layers=1, context=4, activation="tanh",
-              dropout=0.0, tie_weights=False, init_scale=0.1, unroll=1, reset_at_eos=False,
-              remat=False, grad="autodiff")
+  base = dict(
+    kind="elman",
+    embed_dim=8,
+    hidden_dim=8,
+    num_layers=1,
+    context=4,
+    activation="tanh",
+    dropout=0.0,
+    tie_weights=False,
+    init_scale=0.1,
+    unroll=1,
+    reset_at_eos=False,
+    remat=False,
+    grad="autodiff",
+  )
   return ml_collections.ConfigDict({**base, **kw})
 
 
-@pytest.mark.parametrize("kw,message", [
+@pytest.mark.parametrize(
+  "kw,message",
+  [
     ({"tie_weights": True, "hidden_dim": 16}, "embed_dim == model.hidden_dim"),
     ({"grad": "manual", "kind": "lstm"}, "model.kind='lstm'"),
     ({"grad": "manual", "dropout": 0.5, "num_layers": 2}, "model.num_layers=2"),
     ({"kind": "transformer"}, "model.kind"),
     ({"activation": "relu"}, "model.activation"),
     ({"dropout": 1.0}, "model.dropout"),
-])
+  ],
+)
 def test_config_validation_names_the_problem(kw, message):
   with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
     parse_model(dict(model_block(**kw)))

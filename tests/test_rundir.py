@@ -8,12 +8,12 @@ import subprocess
 import sys
 
 import pytest
+from runs import run_metrics
 
 from configs import rnn as rnn_configs
 from lm_jax import train
 from lm_jax.errors import WorkdirError
 from lm_jax.rundir import RunDir
-from runs import run_metrics
 from tests.conftest import REPO
 
 
@@ -40,7 +40,9 @@ def test_an_empty_workdir_is_refused(workdir):
 
 def test_the_lock_names_a_live_holder_and_replaces_a_dead_one(tmp_path):
   first = RunDir.create(str(tmp_path), "neural")
-  with pytest.raises(WorkdirError, match=rf"in use by pid {os.getpid()} on {re.escape(socket.gethostname())}"):
+  with pytest.raises(
+    WorkdirError, match=rf"in use by pid {os.getpid()} on {re.escape(socket.gethostname())}"
+  ):
     RunDir.create(str(tmp_path), "neural")
   first.close()
   dead = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -77,6 +79,7 @@ def test_readers_give_one_line_errors(tmp_path):
 
 def test_tensorboard_shows_the_training_loss_and_validation_perplexity(tmp_path):
   from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
   config = rnn_configs.get_config("elman_ptb,tiny")
   config.train.update(num_steps=12, log_every_steps=4, eval_every_steps=6)
   train.train_and_evaluate(config, str(tmp_path))
@@ -85,8 +88,12 @@ def test_tensorboard_shows_the_training_loss_and_validation_perplexity(tmp_path)
   loss = events.Scalars("train/loss")
   valid = events.Scalars("valid/perplexity")
   records = run_metrics(tmp_path)
-  assert [e.step for e in loss] == [r["step"] for r in records if r["kind"] == "train"] == [4, 8, 12]
-  assert [e.value for e in loss] == pytest.approx([r["loss"] for r in records if r["kind"] == "train"])
+  assert (
+    [e.step for e in loss] == [r["step"] for r in records if r["kind"] == "train"] == [4, 8, 12]
+  )
+  assert [e.value for e in loss] == pytest.approx(
+    [r["loss"] for r in records if r["kind"] == "train"]
+  )
   assert [e.step for e in valid] == [6, 12, 12]  # two points in training, then the final one
   assert [e.step for e in events.Scalars("test/perplexity")] == [12]
 
@@ -97,10 +104,15 @@ def test_readme_lecture_table_is_the_committed_result():
   rows = dict(re.findall(r"^\| (\w+) \| [^|]+ \| ([\d.]+ \| [\d.]+) \|", results, re.M))
   readme = (REPO / "README.md").read_text()
   table = readme.split("| model | valid ppl | test ppl |", 1)[1].split("\n\n", 1)[0]
-  names = {"bigram Laplace": "laplace_2", "trigram Katz": "katz_3",
-           "5-gram interpolated Kneser-Ney": "kneser_ney_5",
-           "5-gram interpolated modified Kneser-Ney": "modified_kneser_ney_5",
-           "fixed-window network": "window", "Elman RNN": "elman", "LSTM": "lstm"}
+  names = {
+    "bigram Laplace": "laplace_2",
+    "trigram Katz": "katz_3",
+    "5-gram interpolated Kneser-Ney": "kneser_ney_5",
+    "5-gram interpolated modified Kneser-Ney": "modified_kneser_ney_5",
+    "fixed-window network": "window",
+    "Elman RNN": "elman",
+    "LSTM": "lstm",
+  }
   checked = 0
   for line in table.splitlines():
     cells = [c.strip() for c in line.strip("|").split("|")]

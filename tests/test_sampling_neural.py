@@ -27,8 +27,16 @@ def table_logits(params, carry, ids_N):
 
 @pytest.mark.parametrize("temperature", [1.0, 0.3, 5.0])
 def test_fake_model_gives_the_exact_sequence_and_its_logprob(temperature):
-  ids, logp, length = sampling.sample(table_logits, None, jnp.zeros(()), jax.random.PRNGKey(0),
-                                      num_samples=3, max_len=8, bos_id=BOS, temperature=temperature)
+  ids, logp, length = sampling.sample(
+    table_logits,
+    None,
+    jnp.zeros(()),
+    jax.random.PRNGKey(0),
+    num_samples=3,
+    max_len=8,
+    bos_id=BOS,
+    temperature=temperature,
+  )
   # <unk> holds half the mass but is masked; the chain is fed its own samples back.
   assert ids.tolist() == [[5, 3, 7, 2, 1, 1, 1, 1]] * 3
   assert length.tolist() == [5, 5, 5]
@@ -38,8 +46,9 @@ def test_fake_model_gives_the_exact_sequence_and_its_logprob(temperature):
 
 def test_sampling_is_deterministic_per_seed_and_never_emits_unk():
   uniform = lambda params, carry, ids_N: (jnp.zeros((ids_N.shape[0], V)), carry)
-  run = lambda seed: sampling.sample(uniform, None, (), jax.random.PRNGKey(seed), num_samples=64,
-                                     max_len=20, bos_id=BOS)
+  run = lambda seed: sampling.sample(
+    uniform, None, (), jax.random.PRNGKey(seed), num_samples=64, max_len=20, bos_id=BOS
+  )
   ids0, logp0, len0 = run(0)
   ids0b, logp0b, _ = run(0)
   np.testing.assert_array_equal(ids0, ids0b)
@@ -56,17 +65,24 @@ def test_sampling_is_deterministic_per_seed_and_never_emits_unk():
 
 
 def test_top_k_keeps_only_the_k_best():
-  rising = lambda params, carry, ids_N: (jnp.tile(jnp.arange(V, dtype=jnp.float32), (ids_N.shape[0], 1)), carry)
-  ids, _, length = sampling.sample(rising, None, (), jax.random.PRNGKey(0), num_samples=16,
-                                   max_len=10, bos_id=BOS, top_k=1)
+  rising = lambda params, carry, ids_N: (
+    jnp.tile(jnp.arange(V, dtype=jnp.float32), (ids_N.shape[0], 1)),
+    carry,
+  )
+  ids, _, length = sampling.sample(
+    rising, None, (), jax.random.PRNGKey(0), num_samples=16, max_len=10, bos_id=BOS, top_k=1
+  )
   assert np.all(ids == V - 1) and np.all(length == 10)  # greedy: never </s>, so truncated
-  ids, _, _ = sampling.sample(rising, None, (), jax.random.PRNGKey(0), num_samples=16,
-                              max_len=10, bos_id=BOS, top_k=2)
+  ids, _, _ = sampling.sample(
+    rising, None, (), jax.random.PRNGKey(0), num_samples=16, max_len=10, bos_id=BOS, top_k=2
+  )
   assert set(np.unique(ids)) == {V - 2, V - 1}
 
 
-@pytest.mark.parametrize("temperature,top_k,match", [(0.0, None, "temperature"), (1e-4, None, "temperature"),
-                                                     (1.0, 0, "top_k"), (1.0, V, "top_k")])
+@pytest.mark.parametrize(
+  "temperature,top_k,match",
+  [(0.0, None, "temperature"), (1e-4, None, "temperature"), (1.0, 0, "top_k"), (1.0, V, "top_k")],
+)
 def test_invalid_settings_are_refused(temperature, top_k, match):
   with pytest.raises(ConfigError, match=match):
     sampling.validate(temperature, top_k, V)
@@ -75,11 +91,16 @@ def test_invalid_settings_are_refused(temperature, top_k, match):
 def test_sample_from_a_trained_workdir_reports_the_models_logprob(tmp_path):
   from configs import window as window_configs
   from lm_jax import train
+
   config = window_configs.get_config("ptb,tiny")
   config.train.num_steps = 3
   train.train_and_evaluate(config, str(tmp_path))
-  samples = sampling.sample_from_workdir(str(tmp_path), num_samples=4, temperature=0.8, seed=3, max_len=12)
-  again = sampling.sample_from_workdir(str(tmp_path), num_samples=4, temperature=0.8, seed=3, max_len=12)
+  samples = sampling.sample_from_workdir(
+    str(tmp_path), num_samples=4, temperature=0.8, seed=3, max_len=12
+  )
+  again = sampling.sample_from_workdir(
+    str(tmp_path), num_samples=4, temperature=0.8, seed=3, max_len=12
+  )
   assert samples == again and len(samples) == 4
   cfg, model, params, vocab = sampling.load_model(str(tmp_path))
   for s in samples:

@@ -10,6 +10,7 @@ from configs import ngram as ngram_configs
 from configs import rnn as rnn_configs
 from lm_jax import spec
 from lm_jax.errors import ConfigError, LMJaxError
+from lm_jax.ngram.spec import NGramSpec, parse_ngram
 
 
 def test_config_files_take_their_defaults_from_the_spec():
@@ -20,13 +21,18 @@ def test_config_files_take_their_defaults_from_the_spec():
   assert dict(c.optim.plateau) == dataclasses.asdict(spec.PlateauSpec())
   parsed = spec.parse_neural(c)
   assert (parsed.train, parsed.model, parsed.eval) == (
-      spec.TrainConfig(), spec.ModelSettings(), spec.EvalConfig())
+    spec.TrainConfig(),
+    spec.ModelSettings(),
+    spec.EvalConfig(),
+  )
   assert parsed.optim == spec.OptimConfig()
-  ngram = spec.parse_ngram(ngram_configs.get_config())
-  assert dataclasses.replace(ngram, config={}) == spec.NGramSpec()
+  ngram = parse_ngram(ngram_configs.get_config())
+  assert dataclasses.replace(ngram, config={}) == NGramSpec()
 
 
-@pytest.mark.parametrize("section,key,value,message", [
+@pytest.mark.parametrize(
+  "section,key,value,message",
+  [
     ("train", "seq_len", 0, "train.seq_len must be >= 1"),
     ("train", "batch_size", "20", "train.batch_size='20' (str) must be int"),
     ("optim", "learning_rate", -1.0, "optim.learning_rate must be > 0"),
@@ -35,7 +41,8 @@ def test_config_files_take_their_defaults_from_the_spec():
     ("data", "name", "lm9b", "unknown corpus 'lm9b'"),
     ("model", "kind", "transformer", "model.kind='transformer'"),
     ("eval", "batch_size", 0, "eval.batch_size must be >= 1"),
-])
+  ],
+)
 def test_bad_values_in_a_config_file_are_refused_naming_the_key(section, key, value, message):
   config = rnn_configs.get_config("elman_ptb,tiny")
   with config.ignore_type():  # A config file can hold anything.
@@ -57,7 +64,9 @@ def test_unknown_keys_are_refused_in_every_section():
     spec.parse_neural(config)
 
 
-@pytest.mark.parametrize("key,value,message", [
+@pytest.mark.parametrize(
+  "key,value,message",
+  [
     ("order", 0, "order=0 is outside 1..20"),
     ("order", 1_000_000, "order=1000000 is outside 1..20"),
     ("temperature", 0.0, "temperature must be >= 0.001"),
@@ -66,12 +75,13 @@ def test_unknown_keys_are_refused_in_every_section():
     ("smoothing", "witten_bell", "smoothing='witten_bell'"),
     ("kn_statistics", "srilm", "kn_statistics='srilm'"),
     ("max_sample_len", 0, "max_sample_len must be >= 1"),
-])
+  ],
+)
 def test_ngram_values_out_of_range_are_refused(key, value, message):
   config = ngram_configs.get_config()
   config[key] = value
   with pytest.raises(ConfigError, match=message):
-    spec.parse_ngram(config)
+    parse_ngram(config)
 
 
 def test_optional_fields_stay_settable_from_flags():

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from runs import finals_of, run_metrics
 
 from configs import rnn as rnn_configs
 from configs import window as window_configs
@@ -14,7 +15,6 @@ from lm_jax import optim, train
 from lm_jax.data.pipeline import load_data
 from lm_jax.data.vocab import Vocab
 from lm_jax.errors import ConfigError, NonFiniteLossError
-from runs import finals_of, run_metrics
 from lm_jax.models import ModelConfig
 from lm_jax.spec import parse_neural
 
@@ -47,18 +47,23 @@ def test_uniform_model_has_perplexity_equal_to_the_predictable_vocab(pydoc):
   # so perplexity = num_predictable exactly (<s> is never in the softmax).
   params = {**state.params, "W_o": jnp.zeros_like(state.params["W_o"])}
   res = train.evaluate(params, splits["valid"], "valid", cfg, 5, 8)[0]
-  assert res.tokens == splits["valid"].num_tokens == splits["valid"].num_words + splits["valid"].num_sentences
+  assert (
+    res.tokens
+    == splits["valid"].num_tokens
+    == splits["valid"].num_words + splits["valid"].num_sentences
+  )
   assert res.oovs == int(splits["valid"].oov.sum()) > 0
   assert res.perplexity == pytest.approx(vocab.num_predictable, rel=1e-5)
   assert res.oov_nll == pytest.approx(res.oovs * math.log(vocab.num_predictable), rel=1e-5)
 
 
-@pytest.mark.parametrize("preset,overrides", [("ptb", {}), ("lstm_small_ptb", {"model__reset_at_eos": True})])
+@pytest.mark.parametrize(
+  "preset,overrides", [("ptb", {}), ("lstm_small_ptb", {"model__reset_at_eos": True})]
+)
 def test_eval_batch_size_changes_nothing_for_sentence_independent_models(pydoc, preset, overrides):
   vocab, splits = pydoc
   spec, cfg, state = built(tiny(preset, **overrides), vocab)
-  results = [train.evaluate(state.params, splits["test"], "test", cfg, b, 8)[0]
-             for b in (1, 3, 16)]
+  results = [train.evaluate(state.params, splits["test"], "test", cfg, b, 8)[0] for b in (1, 3, 16)]
   for r in results[1:]:
     assert r.tokens == results[0].tokens
     assert r.nll == pytest.approx(results[0].nll, rel=1e-6)  # float32 summation order only
@@ -75,12 +80,16 @@ def test_eval_batch_size_only_cuts_context_for_carried_state(pydoc):
 
 
 def test_learning_rate_schedules_golden():
-  cfg = optim.OptimConfig(learning_rate=1.0, schedule="epoch_decay", decay_rate=0.5, decay_after_epochs=4)
+  cfg = optim.OptimConfig(
+    learning_rate=1.0, schedule="epoch_decay", decay_rate=0.5, decay_after_epochs=4
+  )
   # Zaremba small: epochs 0-3 at 1, then 0.5, 0.25, ...  (10 steps per epoch)
   got = [float(optim.learning_rate(cfg, s, 10, 130)) for s in (0, 39, 40, 49, 50, 129)]
-  assert got == [1.0, 1.0, 0.5, 0.5, 0.25, 0.5 ** 9]
+  assert got == [1.0, 1.0, 0.5, 0.5, 0.25, 0.5**9]
   cos = dataclasses.replace(cfg, schedule="cosine", learning_rate=2.0)
-  assert [float(optim.learning_rate(cos, s, 10, 100)) for s in (0, 50, 100)] == pytest.approx([2.0, 1.0, 0.0], abs=1e-6)
+  assert [float(optim.learning_rate(cos, s, 10, 100)) for s in (0, 50, 100)] == pytest.approx(
+    [2.0, 1.0, 0.0], abs=1e-6
+  )
 
 
 def test_plateau_halves_after_patience_epochs_without_improvement():
@@ -100,8 +109,12 @@ def strip_timing(records):
 
 
 def test_same_config_and_seed_give_identical_metrics(tmp_path):
-  config = tiny(model__dropout=0.2, optim__name="adam", optim__learning_rate=0.01,
-                train__loss_normalizer="tokens")
+  config = tiny(
+    model__dropout=0.2,
+    optim__name="adam",
+    optim__learning_rate=0.01,
+    train__loss_normalizer="tokens",
+  )
   for name in ("a", "b"):
     train.train_and_evaluate(config, str(tmp_path / name))
   a, b = (run_metrics(tmp_path / n) for n in ("a", "b"))
@@ -145,8 +158,13 @@ def test_eval_every_steps_writes_valid_points_with_wall_time(tmp_path):
 
 def test_nonfinite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
   from lm_jax.checkpoint import Checkpointer
-  config = tiny(optim__learning_rate=1e30, optim__clip_norm=0.0, train__checkpoint_every_steps=1,
-                train__log_every_steps=1)
+
+  config = tiny(
+    optim__learning_rate=1e30,
+    optim__clip_norm=0.0,
+    train__checkpoint_every_steps=1,
+    train__log_every_steps=1,
+  )
   with pytest.raises(NonFiniteLossError, match=r"diverged at step (\d+)") as err:
     train.train_and_evaluate(config, str(tmp_path))
   bad = int(err.value.args[0].split("at step ")[1].split(":")[0])
@@ -159,27 +177,40 @@ def test_nonfinite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint
 def test_manual_bptt_step_matches_autodiff(pydoc):
   vocab, splits = pydoc
   from lm_jax.data import batching
+
   results = []
   for grad in ("autodiff", "manual"):
     spec, cfg, state = built(tiny(model__grad=grad, model__num_layers=1, model__dropout=0.0), vocab)
     stream = batching.train_stream(splits["train"], vocab.bos_id, 4, 8)
     data = {"inputs": jnp.asarray(stream.inputs_BxR), "targets": jnp.asarray(stream.targets_BxR)}
     for _ in range(3):
-      state = train.train_step(state, data, model_cfg=cfg, optim_cfg=spec.optim,
-                               train_cfg=spec.train, steps_per_epoch=stream.steps_per_epoch,
-                               total_steps=12)
+      state = train.train_step(
+        state,
+        data,
+        model_cfg=cfg,
+        optim_cfg=spec.optim,
+        train_cfg=spec.train,
+        steps_per_epoch=stream.steps_per_epoch,
+        total_steps=12,
+      )
     results.append(jax.device_get(state))
-  jax.tree.map(lambda a, m: np.testing.assert_allclose(a, m, rtol=1e-4, atol=1e-6),
-               results[0].params, results[1].params)
+  jax.tree.map(
+    lambda a, m: np.testing.assert_allclose(a, m, rtol=1e-4, atol=1e-6),
+    results[0].params,
+    results[1].params,
+  )
 
 
-@pytest.mark.parametrize("key,value,message", [
+@pytest.mark.parametrize(
+  "key,value,message",
+  [
     ("train__loss_normalizer", "mean", "train.loss_normalizer"),
     ("optim__name", "adagrad", "optim.name"),
     ("train__batch_size", 0, "train.batch_size"),
     ("eval__batch_size", 0, "eval.batch_size"),
     ("train__eval_every_steps", 0, "train.eval_every_steps"),
-])
+  ],
+)
 def test_parse_config_rejects_bad_values(key, value, message):
   with pytest.raises(ConfigError, match=message):
     parse_neural(tiny(**{key: value}))
@@ -188,6 +219,7 @@ def test_parse_config_rejects_bad_values(key, value, message):
 def test_token_dump_matches_the_evaluation_sums(tmp_path):
   """The per-token dump of a trained run sums to the final record's nll, token for token."""
   from lm_jax.rundir import RunDir
+
   cfg = rnn_configs.get_config("elman_ptb,tiny")
   cfg.eval.dump_tokens = True
   cfg.train.num_steps = 5

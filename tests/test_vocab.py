@@ -74,6 +74,7 @@ def test_stream_and_contexts():
 
 def test_ptb_vocabulary_has_10000_predictable_types(ptb_dir):
   from lm_jax.data.pipeline import data_config, load_data
+
   cfg = data_config("ptb")
   cfg.dir = str(ptb_dir)
   cfg.download = False

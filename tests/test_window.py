@@ -12,8 +12,16 @@ apply = jax.jit(window.apply, static_argnums=3, static_argnames="train")
 
 
 def cfg_for(**kw):
-  base = dict(kind="window", embed_dim=4, hidden_dim=6, context=3, init_scale=0.5,
-              in_vocab=V + 1, out_vocab=V, bos_id=BOS)
+  base = dict(
+    kind="window",
+    embed_dim=4,
+    hidden_dim=6,
+    context=3,
+    init_scale=0.5,
+    in_vocab=V + 1,
+    out_vocab=V,
+    bos_id=BOS,
+  )
   return ModelConfig(**{**base, **kw})
 
 
@@ -56,7 +64,7 @@ def test_never_sees_the_future_and_normalises():
     y = x.copy()
     y[:, t + 1] = (y[:, t + 1] + 1) % V
     changed, _ = apply(p, window.init_carry(cfg, 2), jnp.asarray(y), cfg)
-    np.testing.assert_array_equal(changed[:, :t + 1], logits[:, :t + 1])
+    np.testing.assert_array_equal(changed[:, : t + 1], logits[:, : t + 1])
     assert not np.allclose(changed[:, t + 1], logits[:, t + 1])
 
 
@@ -87,8 +95,10 @@ def test_segments_compose_and_tying():
 
 def test_window_rejects_several_layers():
   import ml_collections
+
   from lm_jax.errors import ConfigError
   from lm_jax.spec import parse_model
+
   block = ml_collections.ConfigDict(dict(kind="window", embed_dim=4, hidden_dim=4, num_layers=2))
   with pytest.raises(ConfigError, match="num_layers=1"):
     parse_model(dict(block))

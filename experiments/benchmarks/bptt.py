@@ -18,9 +18,15 @@ import jax.numpy as jnp
 
 from lm_jax.models import bptt
 
-PTB = {"V": 10000, "E": 200, "H": 200, "B": 20, "T": 35}  # the PyTorch word-language-model example's defaults
+PTB = {
+  "V": 10000,
+  "E": 200,
+  "H": 200,
+  "B": 20,
+  "T": 35,
+}  # the PyTorch word-language-model example's defaults
 VARIANTS = {"manual": bptt.manual_elman_sum_nll, "autodiff": bptt.elman_sum_nll}
-MiB = 2.0 ** 20
+MiB = 2.0**20
 
 
 def _problem(dtype=jnp.float32) -> tuple:
@@ -60,30 +66,38 @@ def run(quick: bool = False) -> str:
       for _ in range(steps):
         jax.block_until_ready(compiled[v](*args))
       times[v].append((time.perf_counter() - t) / steps)
-  rel = max(float(jnp.max(jnp.abs(m - a)) / jnp.max(jnp.abs(a)))
-            for m, a in zip(jax.tree.leaves(grads["manual"][1]), jax.tree.leaves(grads["autodiff"][1])))
+  rel = max(
+    float(jnp.max(jnp.abs(m - a)) / jnp.max(jnp.abs(a)))
+    for m, a in zip(jax.tree.leaves(grads["manual"][1]), jax.tree.leaves(grads["autodiff"][1]))
+  )
   p = PTB
   lines = [
-      "## bptt", "",
-      f"Manual BPTT vs autodiff for the Elman LM (tanh, one layer) at PTB size: V={p['V']}, "
-      f"E={p['E']}, H={p['H']}, B={p['B']}, T={p['T']}, float32, on {jax.devices()[0].device_kind} "
-      f"(jax {jax.__version__}). One step = value and gradient of the mean loss (no optimizer); "
-      f"median of {rounds} rounds of {steps} steps, variants alternating. XLA temp = scratch "
-      "buffers of the compiled step (`memory_analysis().temp_size_in_bytes`), the part of peak "
-      "memory that differs between the two.", "",
-      "| gradient | steps/s | ms/step | XLA temp MiB | XLA args+outputs MiB |",
-      "|---|---:|---:|---:|---:|",
+    "## bptt",
+    "",
+    f"Manual BPTT vs autodiff for the Elman LM (tanh, one layer) at PTB size: V={p['V']}, "
+    f"E={p['E']}, H={p['H']}, B={p['B']}, T={p['T']}, float32, on {jax.devices()[0].device_kind} "
+    f"(jax {jax.__version__}). One step = value and gradient of the mean loss (no optimizer); "
+    f"median of {rounds} rounds of {steps} steps, variants alternating. XLA temp = scratch "
+    "buffers of the compiled step (`memory_analysis().temp_size_in_bytes`), the part of peak "
+    "memory that differs between the two.",
+    "",
+    "| gradient | steps/s | ms/step | XLA temp MiB | XLA args+outputs MiB |",
+    "|---|---:|---:|---:|---:|",
   ]
   for v in VARIANTS:
     sec = statistics.median(times[v])
     mem = compiled[v].memory_analysis()
     io = (mem.argument_size_in_bytes + mem.output_size_in_bytes) / MiB
-    lines.append(f"| {v} | {1 / sec:.1f} | {1000 * sec:.1f} | {mem.temp_size_in_bytes / MiB:.1f} "
-                 f"| {io:.1f} |")
+    lines.append(
+      f"| {v} | {1 / sec:.1f} | {1000 * sec:.1f} | {mem.temp_size_in_bytes / MiB:.1f} | {io:.1f} |"
+    )
   speedup = statistics.median(times["autodiff"]) / statistics.median(times["manual"])
-  lines += ["", f"Manual / autodiff speed: {speedup:.2f}x. Max relative gradient difference "
-            f"(float32, max|manual - autodiff| / max|autodiff| over parameters): {rel:.1e}. "
-            f"Peak RSS of this process (jax and XLA included, both variants): {_peak_rss_mib():.0f} MiB."]
+  lines += [
+    "",
+    f"Manual / autodiff speed: {speedup:.2f}x. Max relative gradient difference "
+    f"(float32, max|manual - autodiff| / max|autodiff| over parameters): {rel:.1e}. "
+    f"Peak RSS of this process (jax and XLA included, both variants): {_peak_rss_mib():.0f} MiB.",
+  ]
   return "\n".join(lines) + "\n"
 
 

@@ -32,16 +32,24 @@ def find_tool(name: str) -> str | None:
 # Linux carries a process's RSS high-water mark across exec, and a child forked from this
 # (large) process would report ours as its peak; a small launcher process gives the measured
 # command a fresh floor of a few MiB, and reports its wall time and RUSAGE_CHILDREN peak.
-_LAUNCHER = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
-             "rc = subprocess.call(sys.argv[2:]); t = time.perf_counter() - t; "
-             "open(sys.argv[1], 'w').write(f'{rc} {t} {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}')")
+_LAUNCHER = (
+  "import resource, subprocess, sys, time; t = time.perf_counter(); "
+  "rc = subprocess.call(sys.argv[2:]); t = time.perf_counter() - t; "
+  "open(sys.argv[1], 'w').write(f'{rc} {t} {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}')"
+)
 
 
 def run_process(cmd: list[str], stdin=None, stdout=None, env=None) -> tuple[float, int, str]:
   """Wall seconds, peak RSS in bytes and stderr of one command, run through ``_LAUNCHER``."""
   with tempfile.TemporaryFile() as err, tempfile.NamedTemporaryFile("r") as report:
-    subprocess.run([sys.executable, "-S", "-c", _LAUNCHER, report.name, *cmd], stdin=stdin,
-                   stdout=stdout or subprocess.DEVNULL, stderr=err, env=env, check=False)
+    subprocess.run(
+      [sys.executable, "-S", "-c", _LAUNCHER, report.name, *cmd],
+      stdin=stdin,
+      stdout=stdout or subprocess.DEVNULL,
+      stderr=err,
+      env=env,
+      check=False,
+    )
     err.seek(0)
     text = err.read().decode(errors="replace")
     fields = report.read().split()
@@ -70,19 +78,29 @@ def _version(dist: str) -> str:
 def machine_info() -> list[tuple[str, str]]:
   """CPU, cores, RAM and the versions of everything measured (the header of BENCHMARKS.md)."""
   with open("/proc/cpuinfo") as f:
-    cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), platform.processor())
+    cpu = next(
+      (l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), platform.processor()
+    )
   with open("/proc/meminfo") as f:
     ram_kb = int(next(l.split()[1] for l in f if l.startswith("MemTotal")))
   lmplz, commit = find_tool("lmplz"), "not available"
   if lmplz:
     src = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(lmplz))))
-    git = subprocess.run(["git", "-C", src, "log", "-1", "--format=%h %cs"], capture_output=True, text=True)
+    git = subprocess.run(
+      ["git", "-C", src, "log", "-1", "--format=%h %cs"], capture_output=True, text=True
+    )
     commit = f"KenLM {git.stdout.strip()}" if git.returncode == 0 else f"{lmplz} (commit unknown)"
-  return [("CPU", f"{cpu}; {os.cpu_count()} logical cores, {len(os.sched_getaffinity(0))} usable"),
-          ("RAM", f"{ram_kb / 2**20:.1f} GiB"), ("OS", platform.platform()),
-          ("Python", platform.python_version()),
-          ("packages", ", ".join(f"{d} {_version(d)}" for d in ("jax", "jaxlib", "numpy", "nltk", "kenlm-ex"))),
-          ("lmplz", commit)]
+  return [
+    ("CPU", f"{cpu}; {os.cpu_count()} logical cores, {len(os.sched_getaffinity(0))} usable"),
+    ("RAM", f"{ram_kb / 2**20:.1f} GiB"),
+    ("OS", platform.platform()),
+    ("Python", platform.python_version()),
+    (
+      "packages",
+      ", ".join(f"{d} {_version(d)}" for d in ("jax", "jaxlib", "numpy", "nltk", "kenlm-ex")),
+    ),
+    ("lmplz", commit),
+  ]
 
 
 @contextlib.contextmanager

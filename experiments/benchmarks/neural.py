@@ -37,7 +37,7 @@ def matmul_flops_per_sec(n: int, reps: int) -> float:
     t = time.perf_counter()
     f(a).block_until_ready()
     best = min(best, time.perf_counter() - t)
-  return 2 * n ** 3 / best
+  return 2 * n**3 / best
 
 
 def train_flops_per_token(kind: str, layers: int) -> float:
@@ -63,14 +63,29 @@ def _timed(step, n: int) -> float:
 
 def lm_jax_seconds_per_step(kind: str, layers: int, steps: int) -> float:
   """lm_jax.train.train_step on the PTB small configuration."""
-  model_cfg = ModelConfig(kind=kind, embed_dim=HIDDEN, hidden_dim=HIDDEN, num_layers=layers,
-                          in_vocab=VOCAB + 1, out_vocab=VOCAB, bos_id=VOCAB)
+  model_cfg = ModelConfig(
+    kind=kind,
+    embed_dim=HIDDEN,
+    hidden_dim=HIDDEN,
+    num_layers=layers,
+    in_vocab=VOCAB + 1,
+    out_vocab=VOCAB,
+    bos_id=VOCAB,
+  )
   optim_cfg = OptimConfig(name="sgd", learning_rate=1.0, clip_norm=5.0)
   train_cfg = TrainConfig(batch_size=BATCH, seq_len=UNROLL)
   state = jax.jit(init_state, static_argnums=(0, 1, 2, 3))(0, model_cfg, optim_cfg, BATCH)
-  step_fn = jax.jit(functools.partial(train_step, model_cfg=model_cfg, optim_cfg=optim_cfg,
-                                      train_cfg=train_cfg, steps_per_epoch=steps + 2,
-                                      total_steps=steps + 2), donate_argnums=0)
+  step_fn = jax.jit(
+    functools.partial(
+      train_step,
+      model_cfg=model_cfg,
+      optim_cfg=optim_cfg,
+      train_cfg=train_cfg,
+      steps_per_epoch=steps + 2,
+      total_steps=steps + 2,
+    ),
+    donate_argnums=0,
+  )
   inputs, targets = _stream(steps + 2)
   data = jax.device_put({"inputs": inputs, "targets": targets}, jax.devices()[0])
   holder = [state]
@@ -86,6 +101,7 @@ def lm_jax_seconds_per_step(kind: str, layers: int, steps: int) -> float:
 def torch_seconds_per_step(kind: str, layers: int, steps: int) -> float:
   """The same model and update in PyTorch (CPU), with its state carried and detached."""
   import torch  # Deferred: an optional peer (pip install torch==2.13.0).
+
   torch.manual_seed(0)
   embed = torch.nn.Embedding(VOCAB + 1, HIDDEN)
   cls = torch.nn.LSTM if kind == "lstm" else torch.nn.RNN
@@ -107,8 +123,12 @@ def torch_seconds_per_step(kind: str, layers: int, steps: int) -> float:
     h = tuple(x.detach() for x in h) if kind == "lstm" else h.detach()
     out, h = rnn(embed(inputs[:, cols]), h)
     logits = head(out)
-    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, VOCAB), targets[:, cols].reshape(-1),
-                                             reduction="sum") / BATCH
+    loss = (
+      torch.nn.functional.cross_entropy(
+        logits.reshape(-1, VOCAB), targets[:, cols].reshape(-1), reduction="sum"
+      )
+      / BATCH
+    )
     opt.zero_grad()
     loss.backward()
     torch.nn.utils.clip_grad_norm_(params, 5.0)
@@ -122,6 +142,7 @@ def torch_seconds_per_step(kind: str, layers: int, steps: int) -> float:
 def _torch_version() -> str | None:
   try:
     import torch
+
     return f"{torch.__version__}, {torch.get_num_threads()} threads"
   except ImportError:
     return None
@@ -143,20 +164,26 @@ def run(quick: bool = False) -> str:
     tok = BATCH * UNROLL
     flops = train_flops_per_token(kind, layers) * tok / ours
     ratio = f"{(tok / ours) / (tok / theirs):.2f}x" if theirs else "n/a (torch not installed)"
-    rows.append(f"| {kind} {layers}x{HIDDEN} | {tok / ours:,.0f} | "
-                f"{f'{tok / theirs:,.0f}' if theirs else 'n/a'} | {ratio} | "
-                f"{flops / 1e9:.1f} | {flops / peak:.1%} |")
+    rows.append(
+      f"| {kind} {layers}x{HIDDEN} | {tok / ours:,.0f} | "
+      f"{f'{tok / theirs:,.0f}' if theirs else 'n/a'} | {ratio} | "
+      f"{flops / 1e9:.1f} | {flops / peak:.1%} |"
+    )
   lines = [
-      "## Neural models (training throughput)", "",
-      f"PTB small configuration on synthetic data: vocabulary {VOCAB:,}, hidden {HIDDEN}, batch {BATCH}, "
-      f"unroll {UNROLL}, SGD lr 1, clip 5; best of {rounds} round(s) of {steps} steps after 2 warm-up steps. "
-      f"lm_jax {jax.__version__} ({jax.default_backend()}, {len(jax.devices())} device(s)); "
-      f"PyTorch: {torch_info or 'not installed (pip install torch==2.13.0)'}; {os.cpu_count()} CPU(s).", "",
-      "| model | lm_jax tokens/s | PyTorch tokens/s | lm_jax / PyTorch | lm_jax GFLOP/s | of matmul peak |",
-      "| --- | ---: | ---: | ---: | ---: | ---: |", *rows, "",
-      f"Matmul peak: {peak / 1e9:.1f} GFLOP/s (float32 {1024 if quick else 2048}^2 matmul in jax, best of "
-      f"{3 * rounds}). GFLOP/s counts 3x the forward matmuls per token "
-      f"({train_flops_per_token('lstm', 2) / 1e6:.1f} MFLOP for the LSTM, "
-      f"{train_flops_per_token('elman', 1) / 1e6:.1f} MFLOP for Elman).",
+    "## Neural models (training throughput)",
+    "",
+    f"PTB small configuration on synthetic data: vocabulary {VOCAB:,}, hidden {HIDDEN}, batch {BATCH}, "
+    f"unroll {UNROLL}, SGD lr 1, clip 5; best of {rounds} round(s) of {steps} steps after 2 warm-up steps. "
+    f"lm_jax {jax.__version__} ({jax.default_backend()}, {len(jax.devices())} device(s)); "
+    f"PyTorch: {torch_info or 'not installed (pip install torch==2.13.0)'}; {os.cpu_count()} CPU(s).",
+    "",
+    "| model | lm_jax tokens/s | PyTorch tokens/s | lm_jax / PyTorch | lm_jax GFLOP/s | of matmul peak |",
+    "| --- | ---: | ---: | ---: | ---: | ---: |",
+    *rows,
+    "",
+    f"Matmul peak: {peak / 1e9:.1f} GFLOP/s (float32 {1024 if quick else 2048}^2 matmul in jax, best of "
+    f"{3 * rounds}). GFLOP/s counts 3x the forward matmuls per token "
+    f"({train_flops_per_token('lstm', 2) / 1e6:.1f} MFLOP for the LSTM, "
+    f"{train_flops_per_token('elman', 1) / 1e6:.1f} MFLOP for Elman).",
   ]
   return "\n".join(lines) + "\n"

@@ -10,7 +10,14 @@ import tempfile
 
 import numpy as np
 
-from experiments.benchmarks.common import find_tool, machine_info, median_time, now, quiet_stderr, run_process
+from experiments.benchmarks.common import (
+  find_tool,
+  machine_info,
+  median_time,
+  now,
+  quiet_stderr,
+  run_process,
+)
 from lm_jax.data.corpus import EMBEDDED
 from lm_jax.data.pipeline import data_config, load_data
 from lm_jax.data.tokens import encode_sentences
@@ -21,7 +28,9 @@ from lm_jax.ngram.model import NGramLM
 
 SMOOTHING = "modified_kneser_ney"
 KENLM_UNK = "UNK"  # lmplz refuses the literal <unk>: PTB's <unk> is renamed for KenLM only.
-LMPLZ_FALLBACK = "0.5,1.0,1.5"  # lmplz's --discount_fallback, for prefixes too small for estimated discounts.
+LMPLZ_FALLBACK = (
+  "0.5,1.0,1.5"  # lmplz's --discount_fallback, for prefixes too small for estimated discounts.
+)
 SCORING_REPS = 10  # A scoring pass over PTB test takes milliseconds: more runs steady the median.
 GOAL_MEMORY_BYTES = 2 * 2**30
 
@@ -45,7 +54,9 @@ def bench_estimation(cfg, orders, reps, lmplz, tmp):
   train = None
   for order in orders:
     est, e2e, arpa, runs = [], [], [], []
-    for _ in range(reps):  # Alternating the two programs spreads the shared machine's load over both.
+    for _ in range(
+      reps
+    ):  # Alternating the two programs spreads the shared machine's load over both.
       t0 = now()
       raw, vocab, arrays = load_data(cfg)
       t1 = now()
@@ -57,10 +68,21 @@ def bench_estimation(cfg, orders, reps, lmplz, tmp):
       if lmplz:
         train = train or write_text(raw.splits["train"], os.path.join(tmp, "train.txt"))
         kenlm_arpas[order] = os.path.join(tmp, f"lmplz.o{order}.arpa")
-        runs.append(run_process([lmplz, "-o", str(order), "-S", "20%", "--text", train, "--arpa", kenlm_arpas[order]]))
-    rows.append({"order": order, "est": statistics.median(est), "e2e": statistics.median(e2e),
-                 "arpa": statistics.median(arpa), "lm": lm,
-                 "lmplz": statistics.median(r[0] for r in runs) if runs else None})
+        runs.append(
+          run_process(
+            [lmplz, "-o", str(order), "-S", "20%", "--text", train, "--arpa", kenlm_arpas[order]]
+          )
+        )
+    rows.append(
+      {
+        "order": order,
+        "est": statistics.median(est),
+        "e2e": statistics.median(e2e),
+        "arpa": statistics.median(arpa),
+        "lm": lm,
+        "lmplz": statistics.median(r[0] for r in runs) if runs else None,
+      }
+    )
     if runs:
       lmplz_rss[order] = max(r[1] for r in runs)
   return raw, arrays, rows, kenlm_arpas, lmplz_rss
@@ -90,14 +112,20 @@ def bench_scoring(row, raw, test, tmp, reps):
   warm, res = median_time(lambda: lm.evaluate(test, "test"), reps)
   out.append(("lm_jax `evaluate`", cold - warm, warm, res.perplexity))
   # Round trip: KenLM scoring the ARPA file that lm_jax wrote (original <unk> text).
-  rt = kenlm_ppl(os.path.join(tmp, f"lm_jax.o{order}.arpa"), [" ".join(s) for s in raw.splits["test"]],
-                 test.num_tokens, 1)
+  rt = kenlm_ppl(
+    os.path.join(tmp, f"lm_jax.o{order}.arpa"),
+    [" ".join(s) for s in raw.splits["test"]],
+    test.num_tokens,
+    1,
+  )
   rt, arpa = rt and rt[2], row.get("kenlm_arpa")
   if arpa is None:
     return out, res, rt
   lines = [" ".join(KENLM_UNK if w == UNK else w for w in s) for s in raw.splits["test"]]
   k = kenlm_ppl(arpa, lines, test.num_tokens, reps)
-  out.append(("KenLM Python module `Model.score`", *k) if k else ("KenLM Python module", None, None, None))
+  out.append(
+    ("KenLM Python module `Model.score`", *k) if k else ("KenLM Python module", None, None, None)
+  )
   query, build = find_tool("query"), find_tool("build_binary")
   if query:
     binary = os.path.join(tmp, f"kenlm.o{order}.binary")
@@ -106,12 +134,20 @@ def bench_scoring(row, raw, test, tmp, reps):
     runs = []
     for _ in range(reps):
       with open(test_txt) as fin, tempfile.TemporaryFile("w+") as fout:
-        wall = run_process([query, "-v", "summary", binary if build else arpa], stdin=fin, stdout=fout)[0]
+        wall = run_process(
+          [query, "-v", "summary", binary if build else arpa], stdin=fin, stdout=fout
+        )[0]
         fout.seek(0)
         ppl = float(re.search(r"Perplexity including OOVs:\s*(\S+)", fout.read()).group(1))
       runs.append(wall)
-    out.append((f"KenLM `query` process{' (probing binary; load = build_binary)' if build else ' (ARPA)'}", load,
-                statistics.median(runs), ppl))
+    out.append(
+      (
+        f"KenLM `query` process{' (probing binary; load = build_binary)' if build else ' (ARPA)'}",
+        load,
+        statistics.median(runs),
+        ppl,
+      )
+    )
   return out, res, rt
 
 
@@ -120,7 +156,9 @@ def nltk_scores(model, sents, order):
   out = []
   for s in sents:
     padded = ["<s>"] * (order - 1) + list(s) + ["</s>"]
-    out.extend(model.logscore(padded[i], padded[i - order + 1:i]) for i in range(order - 1, len(padded)))
+    out.extend(
+      model.logscore(padded[i], padded[i - order + 1 : i]) for i in range(order - 1, len(padded))
+    )
   return np.array(out)
 
 
@@ -139,7 +177,7 @@ def bench_nltk(raw, fractions, n_test, order=5):
     return None
   train, test, rows = raw.splits["train"], raw.splits["test"][:n_test], []
   for frac in fractions:
-    prefix = train[:max(1, round(frac * len(train)))]
+    prefix = train[: max(1, round(frac * len(train)))]
     t = now()
     grams, words = padded_everygram_pipeline(order, prefix)
     nl = KneserNeyInterpolated(order)
@@ -160,9 +198,21 @@ def bench_nltk(raw, fractions, n_test, order=5):
     lm.evaluate(tokens, "test")
     jx_cold = now() - t
     jx_warm = median_time(lambda: lm.evaluate(tokens, "test"), 3)[0]  # noqa: B023
-    rows.append(dict(frac=frac, sents=len(prefix), words=sum(map(len, prefix)), nl_fit=nl_fit,
-                     nl_score=nl_score, zero=int(np.sum(np.isneginf(logs))), tokens=len(logs),
-                     jx_fit=jx_fit, jx_cold=jx_cold, jx_warm=jx_warm, fallback=fallback))
+    rows.append(
+      dict(
+        frac=frac,
+        sents=len(prefix),
+        words=sum(map(len, prefix)),
+        nl_fit=nl_fit,
+        nl_score=nl_score,
+        zero=int(np.sum(np.isneginf(logs))),
+        tokens=len(logs),
+        jx_fit=jx_fit,
+        jx_cold=jx_cold,
+        jx_warm=jx_warm,
+        fallback=fallback,
+      )
+    )
   return rows
 
 
@@ -174,6 +224,7 @@ def _slope(xs, ys) -> float:
 def _child_main(data_dir: str, corpus: str, order: str) -> None:
   """Body of the memory-measuring child: read, estimate, evaluate (order 0: import JAX only)."""
   import jax.numpy as jnp
+
   jnp.zeros(8).block_until_ready()
   if int(order):
     _, vocab, arrays = load_data(corpus_config(data_dir or None, corpus or None))
@@ -183,8 +234,12 @@ def _child_main(data_dir: str, corpus: str, order: str) -> None:
 def bench_memory(data_dir, corpus, order):
   """Peak RSS and wall of a fresh lm_jax process (and of the bare Python + JAX runtime)."""
   root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-  env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
-  code = "import sys; from experiments.benchmarks.ngram import _child_main; _child_main(*sys.argv[1:])"
+  env = dict(
+    os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+  )
+  code = (
+    "import sys; from experiments.benchmarks.ngram import _child_main; _child_main(*sys.argv[1:])"
+  )
   cmd = lambda o: [sys.executable, "-c", code, data_dir or "", corpus or "", str(o)]
   return run_process(cmd(order), env=env)[:2], run_process(cmd(0), env=env)[:2]
 
@@ -202,93 +257,177 @@ def _ratio(a, b) -> str:
 
 
 def _estimation_md(rows, lmplz) -> list[str]:
-  md = ["### Estimation wall time (seconds; ratio = lmplz ÷ lm_jax, above 1 means lm_jax is faster)", "",
-        "lmplz reads the text and writes an ARPA file, so the like-for-like lm_jax column is the last one.", "",
-        "| order | lm_jax estimate | lm_jax read + vocab + encode + estimate | same + write ARPA "
-        "| lmplz `-S 20%` | ratio: estimate | ratio: end to end | ratio: + ARPA |", "|---|---|---|---|---|---|---|---|"]
+  md = [
+    "### Estimation wall time (seconds; ratio = lmplz ÷ lm_jax, above 1 means lm_jax is faster)",
+    "",
+    "lmplz reads the text and writes an ARPA file, so the like-for-like lm_jax column is the last one.",
+    "",
+    "| order | lm_jax estimate | lm_jax read + vocab + encode + estimate | same + write ARPA "
+    "| lmplz `-S 20%` | ratio: estimate | ratio: end to end | ratio: + ARPA |",
+    "|---|---|---|---|---|---|---|---|",
+  ]
   for r in rows:
-    md.append(f"| {r['order']} | {r['est']:.3f} | {r['e2e']:.3f} | {r['arpa']:.3f} | "
-              f"{_s(r['lmplz']) if lmplz else 'not available'} | {_ratio(r['lmplz'], r['est'])} | "
-              f"{_ratio(r['lmplz'], r['e2e'])} | {_ratio(r['lmplz'], r['arpa'])} |")
+    md.append(
+      f"| {r['order']} | {r['est']:.3f} | {r['e2e']:.3f} | {r['arpa']:.3f} | "
+      f"{_s(r['lmplz']) if lmplz else 'not available'} | {_ratio(r['lmplz'], r['est'])} | "
+      f"{_ratio(r['lmplz'], r['e2e'])} | {_ratio(r['lmplz'], r['arpa'])} |"
+    )
   return md
 
 
 def _scoring_md(rows, raw, test, tmp, reps, lmplz) -> list[str]:
   """Runs the scoring comparison per order; returns its table and the perplexity sanity table."""
-  md = ["", f"### Test-set scoring ({test.num_tokens:,} tokens; load/compile reported apart from scoring)", "",
-        "| order | scorer | load or compile (s) | scoring (s) | tokens/s | test perplexity | "
-        "lm_jax tokens/s ÷ this |", "|---|---|---|---|---|---|---|"]
+  md = [
+    "",
+    f"### Test-set scoring ({test.num_tokens:,} tokens; load/compile reported apart from scoring)",
+    "",
+    "| order | scorer | load or compile (s) | scoring (s) | tokens/s | test perplexity | "
+    "lm_jax tokens/s ÷ this |",
+    "|---|---|---|---|---|---|---|",
+  ]
   sanity = []
   for r in rows:
     scorers, res, roundtrip = bench_scoring(r, raw, test, tmp, reps)
     r["score"] = scorers[0][2]
     for name, load, secs, ppl in scorers:
       tps = test.num_tokens / secs if secs else None
-      md.append(f"| {r['order']} | {name} | {_s(load)} | {_s(secs, '{:.4f}')} | {_s(tps, '{:,.0f}')} | "
-                f"{_s(ppl, '{:.4f}')} | {_ratio(secs, r['score'])} |")
+      md.append(
+        f"| {r['order']} | {name} | {_s(load)} | {_s(secs, '{:.4f}')} | {_s(tps, '{:,.0f}')} | "
+        f"{_s(ppl, '{:.4f}')} | {_ratio(secs, r['score'])} |"
+      )
     kenlm = next((s[3] for s in scorers[1:] if s[3] is not None), None)
-    sanity.append(f"| {r['order']} | {res.perplexity:.4f} | {_s(kenlm, '{:.4f}')} | {_s(roundtrip, '{:.4f}')} |")
+    sanity.append(
+      f"| {r['order']} | {res.perplexity:.4f} | {_s(kenlm, '{:.4f}')} | {_s(roundtrip, '{:.4f}')} |"
+    )
   if not lmplz:
     md += ["", "KenLM scoring not available: it needs the ARPA file that lmplz writes in this run."]
-  return md + ["", "Sanity check, test perplexity (must agree): lm_jax in memory, KenLM on lmplz's ARPA, and "
-               "KenLM's module on the ARPA file lm_jax wrote (round trip).", "",
-               "| order | lm_jax | KenLM (lmplz ARPA) | KenLM on lm_jax's ARPA |", "|---|---|---|---|", *sanity]
+  return md + [
+    "",
+    "Sanity check, test perplexity (must agree): lm_jax in memory, KenLM on lmplz's ARPA, and "
+    "KenLM's module on the ARPA file lm_jax wrote (round trip).",
+    "",
+    "| order | lm_jax | KenLM (lmplz ARPA) | KenLM on lm_jax's ARPA |",
+    "|---|---|---|---|",
+    *sanity,
+  ]
 
 
 def _nltk_md(nl, n_test, full, train, test) -> tuple[list[str], float | None]:
   """The NLTK table and scaling note; also the extrapolated full-PTB ratio."""
-  md = ["", "### NLTK `nltk.lm.KneserNeyInterpolated` (order 5) vs lm_jax, on prefixes of train", ""]
+  md = [
+    "",
+    "### NLTK `nltk.lm.KneserNeyInterpolated` (order 5) vs lm_jax, on prefixes of train",
+    "",
+  ]
   if nl is None:
     return md + ["NLTK not available (install nltk)."], None
-  md += [f"NLTK at order 5 on all of train does not finish in reasonable time, so both were measured on the "
-         f"same prefixes of train, in this run, scoring the first {n_test} test sentences "
-         f"({nl[0]['tokens']:,} tokens). NLTK: one run each; lm_jax: median of 3 fits (vocabulary, encoding, "
-         "counting, smoothing) and of 3 scoring passes after a first (compiling) call. NLTK's KN differs from lm_jax's in details (one fixed discount 0.1, "
-         "not modified KN; its unigram level is the bare continuation distribution, so words unseen in the "
-         "prefix get probability 0), so this compares speed, not a parity check of the numbers.", "",
-         "| prefix | sentences | words | NLTK fit (s) | lm_jax fit (s) | fit ratio | NLTK scoring (s) | "
-         "NLTK tokens/s | lm_jax scoring warm (s) | lm_jax tokens/s | scoring ratio | "
-         "fit + scoring ratio (lm_jax incl. compile) | NLTK p=0 tokens |", "|---" * 13 + "|"]
+  md += [
+    f"NLTK at order 5 on all of train does not finish in reasonable time, so both were measured on the "
+    f"same prefixes of train, in this run, scoring the first {n_test} test sentences "
+    f"({nl[0]['tokens']:,} tokens). NLTK: one run each; lm_jax: median of 3 fits (vocabulary, encoding, "
+    "counting, smoothing) and of 3 scoring passes after a first (compiling) call. NLTK's KN differs from lm_jax's in details (one fixed discount 0.1, "
+    "not modified KN; its unigram level is the bare continuation distribution, so words unseen in the "
+    "prefix get probability 0), so this compares speed, not a parity check of the numbers.",
+    "",
+    "| prefix | sentences | words | NLTK fit (s) | lm_jax fit (s) | fit ratio | NLTK scoring (s) | "
+    "NLTK tokens/s | lm_jax scoring warm (s) | lm_jax tokens/s | scoring ratio | "
+    "fit + scoring ratio (lm_jax incl. compile) | NLTK p=0 tokens |",
+    "|---" * 13 + "|",
+  ]
   for n in nl:
     total_nl, total_jx = n["nl_fit"] + n["nl_score"], n["jx_fit"] + n["jx_cold"]
-    md.append(f"| {n['frac']:.1%} | {n['sents']:,} | {n['words']:,} | {n['nl_fit']:.3f} | "
-              f"{n['jx_fit']:.3f}{' †' if n['fallback'] else ''} | {_ratio(n['nl_fit'], n['jx_fit'])} | "
-              f"{n['nl_score']:.2f} | {n['tokens'] / n['nl_score']:,.0f} | {n['jx_warm']:.4f} | "
-              f"{n['tokens'] / n['jx_warm']:,.0f} | {_ratio(n['nl_score'], n['jx_warm'])} | "
-              f"{_ratio(total_nl, total_jx)} | {n['zero']} |")
+    md.append(
+      f"| {n['frac']:.1%} | {n['sents']:,} | {n['words']:,} | {n['nl_fit']:.3f} | "
+      f"{n['jx_fit']:.3f}{' †' if n['fallback'] else ''} | {_ratio(n['nl_fit'], n['jx_fit'])} | "
+      f"{n['nl_score']:.2f} | {n['tokens'] / n['nl_score']:,.0f} | {n['jx_warm']:.4f} | "
+      f"{n['tokens'] / n['jx_warm']:,.0f} | {_ratio(n['nl_score'], n['jx_warm'])} | "
+      f"{_ratio(total_nl, total_jx)} | {n['zero']} |"
+    )
   if any(n["fallback"] for n in nl):
-    md += ["", f"† Too little text for estimated discounts: lm_jax used lmplz's fixed ones ({LMPLZ_FALLBACK})."]
+    md += [
+      "",
+      f"† Too little text for estimated discounts: lm_jax used lmplz's fixed ones ({LMPLZ_FALLBACK}).",
+    ]
   words = [n["words"] for n in nl]
-  k_fit, k_tok = _slope(words, [n["nl_fit"] for n in nl]), _slope(words, [n["nl_score"] / n["tokens"] for n in nl])
+  k_fit, k_tok = (
+    _slope(words, [n["nl_fit"] for n in nl]),
+    _slope(words, [n["nl_score"] / n["tokens"] for n in nl]),
+  )
   # Extrapolated linearly, as NLTK's algorithm implies (counting is one pass; each scored token scans
   # every higher-order n-gram), not with the fitted exponents, which load on a shared machine skews.
   scale = (train.num_tokens - train.num_sentences) / words[-1]
   fit_full = nl[-1]["nl_fit"] * scale
   score_full = nl[-1]["nl_score"] / nl[-1]["tokens"] * scale * test.num_tokens
   ratio = (fit_full + score_full) / (full["est"] + full["score"])
-  return md + ["", f"How NLTK's time grows with training words, fitted over these prefixes: fit ∝ words^{k_fit:.2f}, "
-               f"scoring time per token ∝ words^{k_tok:.2f}; its algorithm makes both linear (counting is one pass, and "
-               "each scored token scans every higher-order n-gram for continuation counts). Extrapolated linearly "
-               f"(not measured) to all of train and the whole test set: NLTK fit ≈ {fit_full:,.0f} s "
-               f"({_x(fit_full / full['est'])} lm_jax's measured {full['est']:.2f} s), scoring ≈ "
-               f"{score_full / 3600:,.1f} h (lm_jax: {full['score']:.3f} s); together ≈ {_x(ratio)}."], ratio
+  return md + [
+    "",
+    f"How NLTK's time grows with training words, fitted over these prefixes: fit ∝ words^{k_fit:.2f}, "
+    f"scoring time per token ∝ words^{k_tok:.2f}; its algorithm makes both linear (counting is one pass, and "
+    "each scored token scans every higher-order n-gram for continuation counts). Extrapolated linearly "
+    f"(not measured) to all of train and the whole test set: NLTK fit ≈ {fit_full:,.0f} s "
+    f"({_x(fit_full / full['est'])} lm_jax's measured {full['est']:.2f} s), scoring ≈ "
+    f"{score_full / 3600:,.1f} h (lm_jax: {full['score']:.3f} s); together ≈ {_x(ratio)}.",
+  ], ratio
 
 
 def _goals_md(full, mem, nl, extrapolated) -> list[str]:
-  goals = [(f"estimation no slower than lmplz (order {full['order']}, {what})", _ratio(full["lmplz"], full[key]),
-            None if full["lmplz"] is None else full["lmplz"] >= full[key])
-           for what, key in (("estimate", "est"), ("read + estimate", "e2e"), ("read + estimate + write ARPA", "arpa"))]
-  goals.append(("peak memory under 2 GB (lm_jax process)", f"{mem[1] / 2**20:,.0f} MiB", mem[1] < GOAL_MEMORY_BYTES))
+  goals = [
+    (
+      f"estimation no slower than lmplz (order {full['order']}, {what})",
+      _ratio(full["lmplz"], full[key]),
+      None if full["lmplz"] is None else full["lmplz"] >= full[key],
+    )
+    for what, key in (
+      ("estimate", "est"),
+      ("read + estimate", "e2e"),
+      ("read + estimate + write ARPA", "arpa"),
+    )
+  ]
+  goals.append(
+    (
+      "peak memory under 2 GB (lm_jax process)",
+      f"{mem[1] / 2**20:,.0f} MiB",
+      mem[1] < GOAL_MEMORY_BYTES,
+    )
+  )
   if nl:
     big = nl[-1]
     tot = (big["nl_fit"] + big["nl_score"]) / (big["jx_fit"] + big["jx_cold"])
     fit = big["nl_fit"] / big["jx_fit"]
-    goals += [(f"≥100× faster than NLTK: fit + scoring, largest prefix ({big['frac']:.0%})", _x(tot), tot >= 100),
-              (f"≥100× faster than NLTK: fit alone, largest prefix ({big['frac']:.0%})", _x(fit), fit >= 100),
-              ("≥100× faster than NLTK: fit + scoring on all of train", f"≈ {_x(extrapolated)}", "extrapolated only")]
-  verdict = lambda ok: ok if isinstance(ok, str) else "n/a (peer not available)" if ok is None else "yes" if ok else "no"
-  return ["", "### Goals", "", "| goal | measured | met |", "|---|---|---|",
-          *[f"| {g} | {m} | {verdict(ok)} |" for g, m, ok in goals]]
+    goals += [
+      (
+        f"≥100× faster than NLTK: fit + scoring, largest prefix ({big['frac']:.0%})",
+        _x(tot),
+        tot >= 100,
+      ),
+      (
+        f"≥100× faster than NLTK: fit alone, largest prefix ({big['frac']:.0%})",
+        _x(fit),
+        fit >= 100,
+      ),
+      (
+        "≥100× faster than NLTK: fit + scoring on all of train",
+        f"≈ {_x(extrapolated)}",
+        "extrapolated only",
+      ),
+    ]
+  verdict = lambda ok: (
+    ok
+    if isinstance(ok, str)
+    else "n/a (peer not available)"
+    if ok is None
+    else "yes"
+    if ok
+    else "no"
+  )
+  return [
+    "",
+    "### Goals",
+    "",
+    "| goal | measured | met |",
+    "|---|---|---|",
+    *[f"| {g} | {m} | {verdict(ok)} |" for g, m, ok in goals],
+  ]
 
 
 def run(data_dir: str | None, quick: bool = False, corpus: str | None = "ptb") -> str:
@@ -298,28 +437,45 @@ def run(data_dir: str | None, quick: bool = False, corpus: str | None = "ptb") -
   fractions, n_test = ((0.005, 0.01), 50) if quick else ((0.01, 0.02, 0.05), 200)
   lmplz, load_start = find_tool("lmplz"), os.getloadavg()[0]
   with tempfile.TemporaryDirectory(prefix="lm_jax_bench_") as tmp:
-    raw, arrays, rows, arpas, lmplz_rss = bench_estimation(corpus_config(data_dir, corpus), orders, reps, lmplz, tmp)
+    raw, arrays, rows, arpas, lmplz_rss = bench_estimation(
+      corpus_config(data_dir, corpus), orders, reps, lmplz, tmp
+    )
     train, test = arrays["train"], arrays["test"]
     for r in rows:
       r["kenlm_arpa"] = arpas.get(r["order"])
-    md = [f"## N-gram models: interpolated modified Kneser-Ney on {raw.name}", "",
-          f"Corpus `{raw.name}`: train {train.num_sentences:,} sentences, {train.num_tokens:,} tokens "
-          f"(words + one `</s>` per sentence); test {test.num_tokens:,} tokens. Each time is the median of {reps} runs "
-          f"(test-set scoring: {max(reps, SCORING_REPS)} runs). lmplz: {lmplz or 'not available (set LMPLZ or put lmplz on PATH)'}.", "",
-          *_estimation_md(rows, lmplz), *_scoring_md(rows, raw, test, tmp, reps, lmplz)]
+    md = [
+      f"## N-gram models: interpolated modified Kneser-Ney on {raw.name}",
+      "",
+      f"Corpus `{raw.name}`: train {train.num_sentences:,} sentences, {train.num_tokens:,} tokens "
+      f"(words + one `</s>` per sentence); test {test.num_tokens:,} tokens. Each time is the median of {reps} runs "
+      f"(test-set scoring: {max(reps, SCORING_REPS)} runs). lmplz: {lmplz or 'not available (set LMPLZ or put lmplz on PATH)'}.",
+      "",
+      *_estimation_md(rows, lmplz),
+      *_scoring_md(rows, raw, test, tmp, reps, lmplz),
+    ]
     full = rows[0]
     mem, base = bench_memory(data_dir, corpus, full["order"])
   nl = bench_nltk(raw, fractions, n_test)
   nl_md, extrapolated = _nltk_md(nl, n_test, full, train, test)
   rss = lmplz_rss.get(full["order"])
-  md += [*nl_md, "", f"### Peak memory (max RSS of a fresh process; order {full['order']})", "",
-         "| process | peak RSS (MiB) | wall (s) |", "|---|---|---|",
-         f"| lm_jax: start Python, import JAX, read + vocab + encode, estimate, evaluate test | "
-         f"{mem[1] / 2**20:,.0f} | {mem[0]:.2f} |",
-         f"| of which the bare Python + JAX runtime (import, one tiny op) | {base[1] / 2**20:,.0f} | {base[0]:.2f} |",
-         f"| lmplz `-o {full['order']} -S 20%` (its sort buffers are sized by `-S`, a share of RAM) | "
-         f"{_s(rss and rss / 2**20, '{:,.0f}')} | {_s(full['lmplz'], '{:.2f}')} |",
-         *_goals_md(full, mem, nl, extrapolated), "", "### Machine", "", *[f"- {k}: {v}" for k, v in machine_info()],
-         f"- load (1-minute average; other work on a shared machine slows both sides): {load_start:.2f} at the "
-         f"start of this suite, {os.getloadavg()[0]:.2f} at its end"]
+  md += [
+    *nl_md,
+    "",
+    f"### Peak memory (max RSS of a fresh process; order {full['order']})",
+    "",
+    "| process | peak RSS (MiB) | wall (s) |",
+    "|---|---|---|",
+    f"| lm_jax: start Python, import JAX, read + vocab + encode, estimate, evaluate test | "
+    f"{mem[1] / 2**20:,.0f} | {mem[0]:.2f} |",
+    f"| of which the bare Python + JAX runtime (import, one tiny op) | {base[1] / 2**20:,.0f} | {base[0]:.2f} |",
+    f"| lmplz `-o {full['order']} -S 20%` (its sort buffers are sized by `-S`, a share of RAM) | "
+    f"{_s(rss and rss / 2**20, '{:,.0f}')} | {_s(full['lmplz'], '{:.2f}')} |",
+    *_goals_md(full, mem, nl, extrapolated),
+    "",
+    "### Machine",
+    "",
+    *[f"- {k}: {v}" for k, v in machine_info()],
+    f"- load (1-minute average; other work on a shared machine slows both sides): {load_start:.2f} at the "
+    f"start of this suite, {os.getloadavg()[0]:.2f} at its end",
+  ]
   return "\n".join(md) + "\n"

@@ -14,7 +14,7 @@ import resource
 import subprocess
 import sys
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -25,7 +25,7 @@ QUICK = {"tokens": 4_000_000, "shard_tokens": 500_000}
 VOCAB, ZIPF_A, MEAN_LEN, ORDER, SEED = 10_000, 1.1, 20, 3, 0
 UNK, EOS = 0, 1  # lm_jax's fixed ids; words are 2 .. VOCAB + 1, <s> is VOCAB + 2
 BOS, VOCAB_SIZE = VOCAB + 2, VOCAB + 3
-MiB = 2.0 ** 20
+MiB = 2.0**20
 
 
 def zipf_shards(tokens: int, shard_tokens: int, seed: int = SEED) -> Iterator[TokenArray]:
@@ -39,7 +39,9 @@ def zipf_shards(tokens: int, shard_tokens: int, seed: int = SEED) -> Iterator[To
     # Sentence lengths (words + </s>) until the shard is full; the last one is cut to fit.
     lengths = rng.geometric(1.0 / MEAN_LEN, size=want // MEAN_LEN + 1) + 1
     while lengths.sum() < want:
-      lengths = np.concatenate([lengths, rng.geometric(1.0 / MEAN_LEN, size=want // MEAN_LEN + 1) + 1])
+      lengths = np.concatenate(
+        [lengths, rng.geometric(1.0 / MEAN_LEN, size=want // MEAN_LEN + 1) + 1]
+      )
     ends = np.cumsum(lengths)
     n = int(np.searchsorted(ends, want)) + 1  # ends[n - 2] < want <= ends[n - 1]
     lengths = lengths[:n]
@@ -54,6 +56,7 @@ def zipf_shards(tokens: int, shard_tokens: int, seed: int = SEED) -> Iterator[To
 def measure(method: str, tokens: int, shard_tokens: int) -> dict:
   """Counts the corpus (``sharded`` or ``one_shot``) in this process; time, peak RSS, sizes."""
   from lm_jax.ngram import counts  # Deferred: the parent process never counts.
+
   base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
   t = time.perf_counter()
   if method == "sharded":
@@ -62,19 +65,35 @@ def measure(method: str, tokens: int, shard_tokens: int) -> dict:
     parts = list(zipf_shards(tokens, shard_tokens))
     offsets = np.cumsum([0] + [p.num_tokens for p in parts])
     starts = [p.starts[:-1] + o for p, o in zip(parts, offsets)] + [offsets[-1:]]
-    whole = TokenArray(ids=np.concatenate([p.ids for p in parts]), starts=np.concatenate(starts),
-                       oov=np.concatenate([p.oov for p in parts]))
+    whole = TokenArray(
+      ids=np.concatenate([p.ids for p in parts]),
+      starts=np.concatenate(starts),
+      oov=np.concatenate([p.oov for p in parts]),
+    )
     del parts, starts
     c = counts.count_ngrams(whole, ORDER, VOCAB_SIZE, BOS)
   seconds = time.perf_counter() - t
-  return {"method": method, "tokens": int(c.unigram.sum() - c.unigram[BOS]), "seconds": seconds,
-          "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-          "baseline_rss_mib": base, "ngrams": c.sizes()[1:], "sentences": int(c.unigram[BOS])}
+  return {
+    "method": method,
+    "tokens": int(c.unigram.sum() - c.unigram[BOS]),
+    "seconds": seconds,
+    "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "baseline_rss_mib": base,
+    "ngrams": c.sizes()[1:],
+    "sentences": int(c.unigram[BOS]),
+  }
 
 
 def _child(method: str, size: dict) -> dict:
-  args = [sys.executable, "-m", "experiments.benchmarks.scale", "--child", method,
-          str(size["tokens"]), str(size["shard_tokens"])]
+  args = [
+    sys.executable,
+    "-m",
+    "experiments.benchmarks.scale",
+    "--child",
+    method,
+    str(size["tokens"]),
+    str(size["shard_tokens"]),
+  ]
   out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
   return json.loads(out.strip().splitlines()[-1])
 
@@ -86,19 +105,24 @@ def run(quick: bool = False) -> str:
   if quick:  # The one-shot count holds the whole corpus: only at the quick size.
     rows.append(_child("one_shot", size))
   lines = [
-      "## scale", "",
-      f"Order-{ORDER} counts of a synthetic corpus: {size['tokens']:,} scored tokens "
-      f"({'quick size; the full size is 100,000,000' if quick else 'full size'}), i.i.d. Zipf "
-      f"(a = {ZIPF_A}) over {VOCAB:,} words, geometric sentence lengths (mean {MEAN_LEN}), seed "
-      f"{SEED}, generated in shards of {size['shard_tokens']:,} tokens. Peak RSS is the child "
-      "process's maximum resident set (Python, numpy and lm_jax imports included; "
-      "baseline = before counting).", "",
-      "| method | tokens | sentences | n-grams (orders 2..3) | seconds | peak RSS MiB | baseline RSS MiB |",
-      "| --- | ---: | ---: | --- | ---: | ---: | ---: |"]
+    "## scale",
+    "",
+    f"Order-{ORDER} counts of a synthetic corpus: {size['tokens']:,} scored tokens "
+    f"({'quick size; the full size is 100,000,000' if quick else 'full size'}), i.i.d. Zipf "
+    f"(a = {ZIPF_A}) over {VOCAB:,} words, geometric sentence lengths (mean {MEAN_LEN}), seed "
+    f"{SEED}, generated in shards of {size['shard_tokens']:,} tokens. Peak RSS is the child "
+    "process's maximum resident set (Python, numpy and lm_jax imports included; "
+    "baseline = before counting).",
+    "",
+    "| method | tokens | sentences | n-grams (orders 2..3) | seconds | peak RSS MiB | baseline RSS MiB |",
+    "| --- | ---: | ---: | --- | ---: | ---: | ---: |",
+  ]
   for r in rows:
-    lines.append(f"| {r['method']} | {r['tokens']:,} | {r['sentences']:,} | "
-                 f"{', '.join(f'{n:,}' for n in r['ngrams'])} | {r['seconds']:.1f} | "
-                 f"{r['peak_rss_mib']:.0f} | {r['baseline_rss_mib']:.0f} |")
+    lines.append(
+      f"| {r['method']} | {r['tokens']:,} | {r['sentences']:,} | "
+      f"{', '.join(f'{n:,}' for n in r['ngrams'])} | {r['seconds']:.1f} | "
+      f"{r['peak_rss_mib']:.0f} | {r['baseline_rss_mib']:.0f} |"
+    )
   if len(rows) == 2 and rows[0]["ngrams"] != rows[1]["ngrams"]:
     lines += ["", "**The sharded and one-shot counts differ: a bug.**"]
   return "\n".join(lines) + "\n"

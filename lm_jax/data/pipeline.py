@@ -11,26 +11,33 @@ from lm_jax.errors import CorpusError
 from lm_jax.spec import DataSpec, as_config, parse_data
 
 
-def data_config(name: str | None = corpus_lib.EMBEDDED, level: str | None = None) -> ml_collections.ConfigDict:
+def data_config(
+  name: str | None = corpus_lib.EMBEDDED, level: str | None = None
+) -> ml_collections.ConfigDict:
   """The ``config.data`` block shared by every launcher (fields and defaults: ``spec.DataSpec``)."""
   c = as_config(DataSpec())
   c.name, c.level = name, level
   return c
 
 
-def load_data(data: DataSpec | ml_collections.ConfigDict, vocab: Vocab | None = None,
-              ) -> tuple[corpus_lib.RawCorpus, Vocab, dict[str, TokenArray]]:
+def load_data(
+  data: DataSpec | ml_collections.ConfigDict, vocab: Vocab | None = None
+) -> tuple[corpus_lib.RawCorpus, Vocab, dict[str, TokenArray]]:
   """Reads the corpus, builds the vocabulary from train (unless given), encodes all splits."""
   if not isinstance(data, DataSpec):
     data = parse_data({k: data[k] for k in data.keys()})
-  raw = corpus_lib.load(name=data.name, data_dir=data.dir, file=data.file,
-                        level=data.level, download=data.download)
+  raw = corpus_lib.load(
+    name=data.name, data_dir=data.dir, file=data.file, level=data.level, download=data.download
+  )
   if vocab is None:
-    vocab = Vocab.build(raw.splits["train"], level=raw.level, min_count=data.min_count,
-                        max_size=data.max_size)
+    vocab = Vocab.build(
+      raw.splits["train"], level=raw.level, min_count=data.min_count, max_size=data.max_size
+    )
   for split, sents in raw.splits.items():
     if not sents:
-      raise CorpusError(f"the {split} split of corpus {raw.name!r} ({raw.source}) is empty; use a "
-                        "longer text or a directory with train.txt, valid.txt and test.txt.")
+      raise CorpusError(
+        f"the {split} split of corpus {raw.name!r} ({raw.source}) is empty; use a "
+        "longer text or a directory with train.txt, valid.txt and test.txt."
+      )
   arrays = {s: encode_sentences(vocab, sents) for s, sents in raw.splits.items()}
   return raw, vocab, arrays

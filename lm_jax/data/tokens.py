@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -52,10 +52,14 @@ def encode_sentences(vocab: Vocab, sentences: Sequence[Sequence[str]]) -> TokenA
   ids[oov] = UNK_ID
   # Vocab.build rejects literal boundaries in train; valid/test text must not smuggle them in
   # (a literal <s> would become a target outside the softmax).
-  literal = int(np.count_nonzero(ids == vocab.bos_id) + np.count_nonzero(ids == EOS_ID)) - len(sentences)
+  literal = int(np.count_nonzero(ids == vocab.bos_id) + np.count_nonzero(ids == EOS_ID)) - len(
+    sentences
+  )
   if literal and vocab.level == "word":
-    raise VocabError(f"the text contains the reserved token <s> or </s> ({literal} times); lm_jax "
-                     "adds sentence boundaries itself, so remove or rename them in the text.")
+    raise VocabError(
+      f"the text contains the reserved token <s> or </s> ({literal} times); lm_jax "
+      "adds sentence boundaries itself, so remove or rename them in the text."
+    )
   starts = np.zeros(len(sentences) + 1, dtype=np.int64)
   np.cumsum([len(s) + 1 for s in sentences], out=starts[1:])
   return TokenArray(ids=ids, starts=starts, oov=oov)

@@ -15,7 +15,7 @@ import hashlib
 import itertools
 import json
 import os
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -38,8 +38,9 @@ class Vocab:
       raise VocabError(f"unknown vocabulary level {self.level!r}; use one of {LEVELS}.")
     if len(self.tokens) < 3 or self.tokens[:2] != (UNK, EOS) or self.tokens[-1] != BOS:
       raise VocabError(
-          "a vocabulary must start with '<unk>', '</s>' and end with '<s>'; "
-          "rebuild it with Vocab.build() instead of editing the file by hand.")
+        "a vocabulary must start with '<unk>', '</s>' and end with '<s>'; "
+        "rebuild it with Vocab.build() instead of editing the file by hand."
+      )
     if len(set(self.tokens)) != len(self.tokens):
       raise VocabError("the vocabulary lists a token twice; rebuild it with Vocab.build().")
 
@@ -62,8 +63,13 @@ class Vocab:
     return len(self.tokens) - 1
 
   @classmethod
-  def build(cls, sentences: Iterable[Sequence[str]], level: str = "word",
-            min_count: int = 1, max_size: int | None = None) -> "Vocab":
+  def build(
+    cls,
+    sentences: Iterable[Sequence[str]],
+    level: str = "word",
+    min_count: int = 1,
+    max_size: int | None = None,
+  ) -> Vocab:
     """Builds a vocabulary from training sentences (token lists) only."""
     if min_count < 1:
       raise VocabError(f"min_count must be >= 1, got {min_count}.")
@@ -73,16 +79,16 @@ class Vocab:
     for reserved in (BOS, EOS):
       if counts.get(reserved) and level == "word":
         raise VocabError(
-            f"the training text contains the reserved token {reserved!r} "
-            f"({counts[reserved]} times); lm_jax adds sentence boundaries itself, "
-            "so remove or rename it in the text.")
+          f"the training text contains the reserved token {reserved!r} "
+          f"({counts[reserved]} times); lm_jax adds sentence boundaries itself, "
+          "so remove or rename it in the text."
+        )
     counts.pop(UNK, None)  # PTB-style text marks rare words with <unk> already.
-    kept = sorted((t for t, c in counts.items() if c >= min_count),
-                  key=lambda t: (-counts[t], t))
+    kept = sorted((t for t, c in counts.items() if c >= min_count), key=lambda t: (-counts[t], t))
     if max_size is not None:
       if max_size < 3:
         raise VocabError(f"max_size must leave room for <unk>, </s>, <s>; got {max_size}.")
-      kept = kept[:max_size - 3]
+      kept = kept[: max_size - 3]
     return cls(tokens=(UNK, EOS, *kept, BOS), level=level)
 
   def encode(self, tokens: Sequence[str]) -> np.ndarray:
@@ -110,15 +116,24 @@ class Vocab:
       f.write(self.to_json())
 
   @classmethod
-  def load(cls, path: str | os.PathLike) -> "Vocab":
+  def load(cls, path: str | os.PathLike) -> Vocab:
     try:
       with open(path, encoding="utf-8") as f:
         obj = json.load(f)
     except FileNotFoundError:
-      raise VocabError(f"no vocabulary file at {path}; run training first or point to the run's vocab.json.") from None
+      raise VocabError(
+        f"no vocabulary file at {path}; run training first or point to the run's vocab.json."
+      ) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-      raise VocabError(f"{path} is not a vocabulary JSON file ({e}); it should be the vocab.json a run wrote.") from None
-    if not isinstance(obj, dict) or not isinstance(obj.get("tokens"), list) or not all(
-        isinstance(t, str) for t in obj["tokens"]):
-      raise VocabError(f"{path} lacks a 'tokens' list of strings; it should be the vocab.json a run wrote.")
+      raise VocabError(
+        f"{path} is not a vocabulary JSON file ({e}); it should be the vocab.json a run wrote."
+      ) from None
+    if (
+      not isinstance(obj, dict)
+      or not isinstance(obj.get("tokens"), list)
+      or not all(isinstance(t, str) for t in obj["tokens"])
+    ):
+      raise VocabError(
+        f"{path} lacks a 'tokens' list of strings; it should be the vocab.json a run wrote."
+      )
     return cls(tokens=tuple(obj["tokens"]), level=obj.get("level", "word"))

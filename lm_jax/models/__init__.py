@@ -17,7 +17,8 @@ reaches a jitted function.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from lm_jax.spec import ModelSettings
 
@@ -26,15 +27,19 @@ from lm_jax.spec import ModelSettings
 class ModelConfig(ModelSettings):
   """Everything a model function needs, static under jit: the settings plus the vocabulary."""
 
-  in_vocab: int   # embedding rows: vocab.size (includes <s>)
+  in_vocab: int  # embedding rows: vocab.size (includes <s>)
   out_vocab: int  # softmax outputs: vocab.num_predictable
   bos_id: int
 
   @classmethod
-  def build(cls, settings: ModelSettings, vocab) -> "ModelConfig":
+  def build(cls, settings: ModelSettings, vocab) -> ModelConfig:
     """The model of ``settings`` over ``vocab`` (known only once the data is loaded)."""
-    return cls(**dataclasses.asdict(settings), in_vocab=vocab.size,
-               out_vocab=vocab.num_predictable, bos_id=vocab.bos_id)
+    return cls(
+      **dataclasses.asdict(settings),
+      in_vocab=vocab.size,
+      out_vocab=vocab.num_predictable,
+      bos_id=vocab.bos_id,
+    )
 
 
 class Model(NamedTuple):
@@ -54,9 +59,11 @@ def get_model(cfg: ModelConfig) -> Model:
 
 # Pieces shared by every family: initialisation, dropout, the output layer.
 
+
 def uniform(key, shape: tuple[int, ...], scale: float):
   """U(-scale, scale), float32: Zaremba et al. (2014) initialise every weight this way."""
   import jax
+
   return jax.random.uniform(key, shape, minval=-scale, maxval=scale, dtype="float32")
 
 
@@ -66,6 +73,7 @@ def dropout(x, rate: float, rng, train: bool):
     return x
   import jax
   import jax.numpy as jnp
+
   if rng is None:
     raise ValueError("dropout in training needs an rng key; pass rng= to apply().")
   keep = jax.random.bernoulli(rng, 1.0 - rate, x.shape)
@@ -75,6 +83,7 @@ def dropout(x, rate: float, rng, train: bool):
 def init_output(key, cfg: ModelConfig) -> dict:
   """Softmax layer over the predictable ids; with tying only the bias is new."""
   import jax.numpy as jnp
+
   out = {"b_o": jnp.zeros((cfg.out_vocab,), "float32")}
   if not cfg.tie_weights:
     out["W_o"] = uniform(key, (cfg.hidden_dim, cfg.out_vocab), cfg.init_scale)
@@ -84,7 +93,7 @@ def init_output(key, cfg: ModelConfig) -> dict:
 def output_weights(params: dict, cfg: ModelConfig):
   """``(W_HxV, b_V)`` of the softmax layer; tied: ``embed[:V_out].T`` (``<s>``'s row is input-only)."""
   if cfg.tie_weights:
-    return params["embed"][:cfg.out_vocab].T, params["b_o"]
+    return params["embed"][: cfg.out_vocab].T, params["b_o"]
   return params["W_o"], params["b_o"]
 
 

@@ -42,12 +42,16 @@ ACTIVATIONS = ("sigmoid", "tanh")
 def validate(params: Params, activation: str, truncation: int) -> None:
   """Raises ConfigError unless the manual pass supports these params and options."""
   if activation not in ACTIVATIONS:
-    raise ConfigError(f"activation={activation!r} has no hand-derived f'; use one of {ACTIVATIONS}.")
+    raise ConfigError(
+      f"activation={activation!r} has no hand-derived f'; use one of {ACTIVATIONS}."
+    )
   if not isinstance(truncation, int) or truncation < 0:
     raise ConfigError(f"truncation={truncation!r}: use an int k >= 0 (0 = full BPTT).")
   if len(params["layers"]) != 1:
-    raise ConfigError(f"manual BPTT implements one Elman layer, got {len(params['layers'])}; "
-                      "set model.num_layers=1 or model.grad='autodiff'.")
+    raise ConfigError(
+      f"manual BPTT implements one Elman layer, got {len(params['layers'])}; "
+      "set model.num_layers=1 or model.grad='autodiff'."
+    )
 
 
 def _f(activation: str, z: jax.Array) -> jax.Array:
@@ -70,14 +74,15 @@ def _cuts_T(T: int, truncation: int) -> jax.Array:
 class Tape(NamedTuple):
   """What the forward pass keeps for the backward pass, time-major."""
 
-  e_TxBxE: jax.Array     # e(t), for ∂L/∂W_e
-  h_TxBxH: jax.Array     # h(t): for ∂L/∂W_o, ∂L/∂W_h (as h(t-1)) and f'(z2(t))
+  e_TxBxE: jax.Array  # e(t), for ∂L/∂W_e
+  h_TxBxH: jax.Array  # h(t): for ∂L/∂W_o, ∂L/∂W_h (as h(t-1)) and f'(z2(t))
   yhat_TxBxV: jax.Array  # ŷ(t) = softmax(z1(t)), for δ1; z1 itself is not needed again
-  nll_TxB: jax.Array     # L(t) per token, unweighted
+  nll_TxB: jax.Array  # L(t) per token, unweighted
 
 
-def forward(params: Params, h0_BxH: jax.Array, inputs_BxT: jax.Array,
-            targets_BxT: jax.Array, activation: str) -> tuple[Tape, jax.Array]:
+def forward(
+  params: Params, h0_BxH: jax.Array, inputs_BxT: jax.Array, targets_BxT: jax.Array, activation: str
+) -> tuple[Tape, jax.Array]:
   """Runs the RNN (BPTT I) and keeps the tape; returns (tape, h(T))."""
   layer = params["layers"][0]
   e_TxBxE = params["embed"][inputs_BxT.T]
@@ -86,7 +91,7 @@ def forward(params: Params, h0_BxH: jax.Array, inputs_BxT: jax.Array,
 
   def step(h_prev_BxH, ex_BxH):
     z2_BxH = h_prev_BxH @ layer["W_h"] + ex_BxH  # BPTT I: z2(t) = h(t-1) W_h + e(t) W_e + b_h
-    h_BxH = _f(activation, z2_BxH)               # BPTT I: h(t) = f(z2(t))
+    h_BxH = _f(activation, z2_BxH)  # BPTT I: h(t) = f(z2(t))
     return h_BxH, h_BxH
 
   hT_BxH, h_TxBxH = jax.lax.scan(step, h0_BxH, ex_TxBxH)
@@ -98,10 +103,18 @@ def forward(params: Params, h0_BxH: jax.Array, inputs_BxT: jax.Array,
   return Tape(e_TxBxE, h_TxBxH, yhat_TxBxV, nll_TxB), hT_BxH
 
 
-def backward(params: Params, h0_BxH: jax.Array, inputs_BxT: jax.Array,
-             targets_BxT: jax.Array, weights_BxT: jax.Array, tape: Tape, activation: str,
-             truncation: int = 0, g: jax.Array | float = 1.0,
-             dhT_BxH: jax.Array | None = None) -> tuple[Params, jax.Array]:
+def backward(
+  params: Params,
+  h0_BxH: jax.Array,
+  inputs_BxT: jax.Array,
+  targets_BxT: jax.Array,
+  weights_BxT: jax.Array,
+  tape: Tape,
+  activation: str,
+  truncation: int = 0,
+  g: jax.Array | float = 1.0,
+  dhT_BxH: jax.Array | None = None,
+) -> tuple[Params, jax.Array]:
   """Gradients of g·sum_nll (+ ⟨dhT, h(T)⟩) by hand; returns (grads, ∂/∂h0)."""
   layer = params["layers"][0]
   W_o, W_h, W_e = params["W_o"], layer["W_h"], layer["W_e"]
@@ -134,27 +147,36 @@ def backward(params: Params, h0_BxH: jax.Array, inputs_BxT: jax.Array,
   # Backward Computation II: a weight shared over time gets the sum over t of its per-step
   # gradients ∂L/∂W|_(t); each product below sums one lecture term over t and the batch.
   grads = {
-      # Gradients of an RNN I: ∂L/∂W_x[x(t)] = δ2(t) W_eᵀ, scattered onto the rows x(t).
-      "embed": jnp.zeros_like(params["embed"]).at[inputs_BxT.T].add(d2_TxBxH @ W_e.T),
-      "layers": [{
-          "W_e": jnp.einsum("tbe,tbh->eh", tape.e_TxBxE, d2_TxBxH),  # δ2(t) ⊗ e(t)
-          "W_h": jnp.einsum("tbk,tbh->kh", h_prev_TxBxH, d2_TxBxH),  # δ2(t) ⊗ h(t-1)
-          "b_h": d2_TxBxH.sum((0, 1)),                                # δ2(t)
-      }],
-      "W_o": h_TxBxH.reshape(T * B, -1).T @ d1_NxV,  # Gradients of an RNN I: δ1(t) ⊗ h(t)
-      "b_o": jnp.ones_like(d1_NxV[:, 0]) @ d1_NxV,   # Gradients of an RNN I: δ1(t), Σ as matvec
+    # Gradients of an RNN I: ∂L/∂W_x[x(t)] = δ2(t) W_eᵀ, scattered onto the rows x(t).
+    "embed": jnp.zeros_like(params["embed"]).at[inputs_BxT.T].add(d2_TxBxH @ W_e.T),
+    "layers": [
+      {
+        "W_e": jnp.einsum("tbe,tbh->eh", tape.e_TxBxE, d2_TxBxH),  # δ2(t) ⊗ e(t)
+        "W_h": jnp.einsum("tbk,tbh->kh", h_prev_TxBxH, d2_TxBxH),  # δ2(t) ⊗ h(t-1)
+        "b_h": d2_TxBxH.sum((0, 1)),  # δ2(t)
+      }
+    ],
+    "W_o": h_TxBxH.reshape(T * B, -1).T @ d1_NxV,  # Gradients of an RNN I: δ1(t) ⊗ h(t)
+    "b_o": jnp.ones_like(d1_NxV[:, 0]) @ d1_NxV,  # Gradients of an RNN I: δ1(t), Σ as matvec
   }
   return grads, dh0_BxH
 
 
-def manual_grads(params: Params, h0_BxH: jax.Array, inputs_BxT: jax.Array,
-                 targets_BxT: jax.Array, weights_BxT: jax.Array, activation: str = "tanh",
-                 truncation: int = 0) -> tuple[jax.Array, Params, jax.Array]:
+def manual_grads(
+  params: Params,
+  h0_BxH: jax.Array,
+  inputs_BxT: jax.Array,
+  targets_BxT: jax.Array,
+  weights_BxT: jax.Array,
+  activation: str = "tanh",
+  truncation: int = 0,
+) -> tuple[jax.Array, Params, jax.Array]:
   """(sum_nll, ∂sum_nll/∂params, ∂sum_nll/∂h0) by the manual forward and backward pass."""
   validate(params, activation, truncation)
   tape, _ = forward(params, h0_BxH, inputs_BxT, targets_BxT, activation)
-  grads, dh0_BxH = backward(params, h0_BxH, inputs_BxT, targets_BxT, weights_BxT, tape,
-                            activation, truncation)
+  grads, dh0_BxH = backward(
+    params, h0_BxH, inputs_BxT, targets_BxT, weights_BxT, tape, activation, truncation
+  )
   return _weighted_sum(tape.nll_TxB, weights_BxT), grads, dh0_BxH
 
 
@@ -167,8 +189,9 @@ def _manual_sum_nll(activation, truncation, *args):
   return _manual_sum_nll_fwd(activation, truncation, *args)[0]
 
 
-def _manual_sum_nll_fwd(activation, truncation, params, h0_BxH, inputs_BxT, targets_BxT,
-                        weights_BxT):
+def _manual_sum_nll_fwd(
+  activation, truncation, params, h0_BxH, inputs_BxT, targets_BxT, weights_BxT
+):
   tape, hT_BxH = forward(params, h0_BxH, inputs_BxT, targets_BxT, activation)
   res = (params, h0_BxH, inputs_BxT, targets_BxT, weights_BxT, tape)
   return (_weighted_sum(tape.nll_TxB, weights_BxT), hT_BxH), res
@@ -177,8 +200,9 @@ def _manual_sum_nll_fwd(activation, truncation, params, h0_BxH, inputs_BxT, targ
 def _manual_sum_nll_bwd(activation, truncation, res, cotangents):
   params, h0_BxH, inputs_BxT, targets_BxT, weights_BxT, tape = res
   g, dhT_BxH = cotangents
-  grads, dh0_BxH = backward(params, h0_BxH, inputs_BxT, targets_BxT, weights_BxT, tape,
-                            activation, truncation, g, dhT_BxH)
+  grads, dh0_BxH = backward(
+    params, h0_BxH, inputs_BxT, targets_BxT, weights_BxT, tape, activation, truncation, g, dhT_BxH
+  )
   # ∂sum_nll/∂w[b,t] = L[b,t]; integer masks get no cotangent.
   dw_BxT = None
   if jnp.issubdtype(weights_BxT.dtype, jnp.floating):
@@ -189,19 +213,31 @@ def _manual_sum_nll_bwd(activation, truncation, res, cotangents):
 _manual_sum_nll.defvjp(_manual_sum_nll_fwd, _manual_sum_nll_bwd)
 
 
-def manual_elman_sum_nll(params: Params, h0_BxH: jax.Array, inputs_BxT: jax.Array,
-                         targets_BxT: jax.Array, weights_BxT: jax.Array,
-                         activation: str = "tanh",
-                         truncation: int = 0) -> tuple[jax.Array, jax.Array]:
+def manual_elman_sum_nll(
+  params: Params,
+  h0_BxH: jax.Array,
+  inputs_BxT: jax.Array,
+  targets_BxT: jax.Array,
+  weights_BxT: jax.Array,
+  activation: str = "tanh",
+  truncation: int = 0,
+) -> tuple[jax.Array, jax.Array]:
   """(sum_nll, h(T)) whose VJP is the manual BPTT pass (jax.grad / jax.vjp use it)."""
   validate(params, activation, truncation)
-  return _manual_sum_nll(activation, truncation, params, h0_BxH, inputs_BxT, targets_BxT,
-                         weights_BxT)
+  return _manual_sum_nll(
+    activation, truncation, params, h0_BxH, inputs_BxT, targets_BxT, weights_BxT
+  )
 
 
-def elman_sum_nll(params: Params, h0_BxH: jax.Array, inputs_BxT: jax.Array,
-                  targets_BxT: jax.Array, weights_BxT: jax.Array, activation: str = "tanh",
-                  truncation: int = 0) -> tuple[jax.Array, jax.Array]:
+def elman_sum_nll(
+  params: Params,
+  h0_BxH: jax.Array,
+  inputs_BxT: jax.Array,
+  targets_BxT: jax.Array,
+  weights_BxT: jax.Array,
+  activation: str = "tanh",
+  truncation: int = 0,
+) -> tuple[jax.Array, jax.Array]:
   """The autodiff twin of manual_elman_sum_nll: same value; truncation by stop_gradient."""
   validate(params, activation, truncation)
   layer = params["layers"][0]
@@ -220,18 +256,21 @@ def elman_sum_nll(params: Params, h0_BxH: jax.Array, inputs_BxT: jax.Array,
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))  # one compilation, not six
-def random_params(key: jax.Array, vocab_size: int, embed_size: int, hidden_size: int,
-                  dtype: Any = jnp.float32) -> Params:
+def random_params(
+  key: jax.Array, vocab_size: int, embed_size: int, hidden_size: int, dtype: Any = jnp.float32
+) -> Params:
   """Gaussian params (std 1/√fan_in, small biases) in the shared layout, for checks."""
   k = jax.random.split(key, 6)
   normal = lambda key, shape, std: (std * jax.random.normal(key, shape)).astype(dtype)
   return {
-      "embed": normal(k[0], (vocab_size, embed_size), 1.0),
-      "layers": [{
-          "W_e": normal(k[1], (embed_size, hidden_size), embed_size ** -0.5),
-          "W_h": normal(k[2], (hidden_size, hidden_size), hidden_size ** -0.5),
-          "b_h": normal(k[3], (hidden_size,), 0.1),
-      }],
-      "W_o": normal(k[4], (hidden_size, vocab_size), hidden_size ** -0.5),
-      "b_o": normal(k[5], (vocab_size,), 0.1),
+    "embed": normal(k[0], (vocab_size, embed_size), 1.0),
+    "layers": [
+      {
+        "W_e": normal(k[1], (embed_size, hidden_size), embed_size**-0.5),
+        "W_h": normal(k[2], (hidden_size, hidden_size), hidden_size**-0.5),
+        "b_h": normal(k[3], (hidden_size,), 0.1),
+      }
+    ],
+    "W_o": normal(k[4], (hidden_size, vocab_size), hidden_size**-0.5),
+    "b_o": normal(k[5], (vocab_size,), 0.1),
   }

@@ -44,8 +44,10 @@ class CheckConfig:
     d = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
     names = {f.name for f in dataclasses.fields(cls)}
     if set(d) != names:
-      raise ConfigError(f"check config: missing {sorted(names - set(d))}, unknown "
-                        f"{sorted(set(d) - names)}; start from configs/check_bptt.py.")
+      raise ConfigError(
+        f"check config: missing {sorted(names - set(d))}, unknown "
+        f"{sorted(set(d) - names)}; start from configs/check_bptt.py."
+      )
     return cls(**d)
 
   def __post_init__(self):
@@ -82,9 +84,13 @@ class CheckReport:
     c, out = self.config, []
     for r in self.rows:
       if not r.grad_rel <= c.grad_rtol:
-        out.append(f"{r.name}: manual vs jax.grad relative error {r.grad_rel:.2e} > {c.grad_rtol:.0e}")
+        out.append(
+          f"{r.name}: manual vs jax.grad relative error {r.grad_rel:.2e} > {c.grad_rtol:.0e}"
+        )
       if r.fd_rel is not None and not r.fd_rel <= c.fd_rtol:
-        out.append(f"{r.name}: manual vs finite differences relative error {r.fd_rel:.2e} > {c.fd_rtol:.0e}")
+        out.append(
+          f"{r.name}: manual vs finite differences relative error {r.fd_rel:.2e} > {c.fd_rtol:.0e}"
+        )
     return out
 
   def failed_names(self) -> list[str]:
@@ -100,24 +106,27 @@ class CheckReport:
     trunc = f"{c.truncation}" if c.truncation else "0 (full BPTT)"
     fmt = lambda v: f"{'n/a':>10}" if v is None else f"{v:10.2e}"
     lines = [
-        f"Manual BPTT gradient check, float64: V={c.vocab_size} E={c.embed_size} "
-        f"H={c.hidden_size} B={c.batch_size} T={c.seq_len} activation={c.activation} "
-        f"truncation={trunc} seed={c.seed}",
-        f"loss L = (1/(B*T)) sum_b sum_t L(t) = {self.loss:.6f}",
-        "relative error = max|manual - ref| / max(max|ref|, 1e-300) over the whole tensor "
-        "(jax.grad) or the sampled coordinates (finite differences)",
-        f"{'':26}{'manual vs jax.grad':<24}manual vs centred FD ({c.fd_coords} coords, eps {c.fd_eps:.0e})",
-        f"{'parameter':<14}{'shape':<12}{'max abs':>10}{'max rel':>10}    {'max abs':>10}{'max rel':>10}",
+      f"Manual BPTT gradient check, float64: V={c.vocab_size} E={c.embed_size} "
+      f"H={c.hidden_size} B={c.batch_size} T={c.seq_len} activation={c.activation} "
+      f"truncation={trunc} seed={c.seed}",
+      f"loss L = (1/(B*T)) sum_b sum_t L(t) = {self.loss:.6f}",
+      "relative error = max|manual - ref| / max(max|ref|, 1e-300) over the whole tensor "
+      "(jax.grad) or the sampled coordinates (finite differences)",
+      f"{'':26}{'manual vs jax.grad':<24}manual vs centred FD ({c.fd_coords} coords, eps {c.fd_eps:.0e})",
+      f"{'parameter':<14}{'shape':<12}{'max abs':>10}{'max rel':>10}    {'max abs':>10}{'max rel':>10}",
     ]
     for r in self.rows:
-      lines.append(f"{r.name:<14}{str(r.shape):<12}{fmt(r.grad_abs)}{fmt(r.grad_rel)}    "
-                   f"{fmt(r.fd_abs)}{fmt(r.fd_rel)}")
+      lines.append(
+        f"{r.name:<14}{str(r.shape):<12}{fmt(r.grad_abs)}{fmt(r.grad_rel)}    "
+        f"{fmt(r.fd_abs)}{fmt(r.fd_rel)}"
+      )
     if c.truncation:
       lines.append("finite differences: n/a, truncated BPTT is not the gradient of L")
     failures = self.failures()
     lines += [f"FAIL {m}" for m in failures] or [
-        f"OK: every parameter within tolerance (jax.grad rtol {c.grad_rtol:.0e}, "
-        f"finite differences rtol {c.fd_rtol:.0e})"]
+      f"OK: every parameter within tolerance (jax.grad rtol {c.grad_rtol:.0e}, "
+      f"finite differences rtol {c.fd_rtol:.0e})"
+    ]
     return "\n".join(lines)
 
 
@@ -154,16 +163,21 @@ def check_gradients(cfg: Any) -> CheckReport:
 
     # inject_error="carry" is a classic bug: the carried ∂L/∂h(t-1) is dropped (k = 1).
     manual_k = 1 if c.inject_error == "carry" else c.truncation
-    both = jax.jit(lambda th: (jax.grad(loss)(th, manual_elman_sum_nll, manual_k),
-                               jax.grad(loss)(th, elman_sum_nll, c.truncation)))
+    both = jax.jit(
+      lambda th: (
+        jax.grad(loss)(th, manual_elman_sum_nll, manual_k),
+        jax.grad(loss)(th, elman_sum_nll, c.truncation),
+      )
+    )
     g_man, g_ref = both(theta)
     g_man_l = [np.asarray(a) for a in jax.tree.leaves(g_man)]
     g_ref_l = [np.asarray(a) for a in jax.tree.leaves(g_ref)]
     if hits and c.inject_error != "carry":
       g_man_l[hits[0]] = g_man_l[hits[0]] * (1 + 1e-3)  # a 0.1% error in one gradient
     full_loss = lambda th: loss(th, elman_sum_nll, 0)
-    fd_l = ([None] * len(names) if c.truncation
-            else _finite_differences(full_loss, theta, g_ref_l, c))
+    fd_l = (
+      [None] * len(names) if c.truncation else _finite_differences(full_loss, theta, g_ref_l, c)
+    )
     rows = []
     for name, man, ref, fd in zip(names, g_man_l, g_ref_l, fd_l):
       fd_err = (None, None) if fd is None else _errors(man.ravel()[fd[0]], fd[1])
@@ -174,10 +188,16 @@ def check_gradients(cfg: Any) -> CheckReport:
 def _finite_differences(loss_fn, theta, g_ref_l, c: CheckConfig) -> list:
   """Per leaf: (coords, centred differences) at its largest gradient and random coordinates."""
   flat, unravel = jax.flatten_util.ravel_pytree(theta)
-  rng, offsets, coords_l = np.random.default_rng(c.seed), np.cumsum([0] + [g.size for g in g_ref_l]), []
+  rng, offsets, coords_l = (
+    np.random.default_rng(c.seed),
+    np.cumsum([0] + [g.size for g in g_ref_l]),
+    [],
+  )
   for g in g_ref_l:
     top = int(np.argmax(np.abs(g)))  # so the relative error's denominator is max|grad|
-    coords_l.append(np.array([top] + [i for i in rng.permutation(g.size) if i != top])[:c.fd_coords])
+    coords_l.append(
+      np.array([top] + [i for i in rng.permutation(g.size) if i != top])[: c.fd_coords]
+    )
   idx = np.concatenate([cs + o for cs, o in zip(coords_l, offsets)])
   step_NxP = c.fd_eps * jax.nn.one_hot(idx, flat.size, dtype=flat.dtype)
   batched = jax.jit(jax.vmap(lambda v: loss_fn(unravel(v))))

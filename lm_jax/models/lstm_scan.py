@@ -40,6 +40,7 @@ def _split4(z):
 
 def _forward(W_h, xw_TxBxG, h0_BxH, c0_BxH, reset_TxB, unroll):
   """Runs the recurrence; returns outputs and what the backward pass needs."""
+
   def body(carry, xs):
     h, c = carry
     xw, reset = xs
@@ -54,7 +55,8 @@ def _forward(W_h, xw_TxBxG, h0_BxH, c0_BxH, reset_TxB, unroll):
     return (h_new, c_new), (h_new, c, jnp.concatenate([i, f, g, o], -1), tc)
 
   (hT, cT), (h_TxBxH, cprev, gates, tc) = jax.lax.scan(
-      body, (h0_BxH, c0_BxH), (xw_TxBxG, reset_TxB), unroll=unroll)
+    body, (h0_BxH, c0_BxH), (xw_TxBxG, reset_TxB), unroll=unroll
+  )
   return (h_TxBxH, hT, cT), (cprev, gates, tc)
 
 
@@ -80,16 +82,27 @@ def _bwd(unroll, res, cotangents):
     i, f, g, o = _split4(gates)
     dh = dh_out + dh_next
     dc = dc_next + dh * o * (1.0 - tc * tc)
-    dz = jnp.concatenate([dc * g * i * (1.0 - i), dc * cprev * f * (1.0 - f),
-                          dc * i * (1.0 - g * g), dh * tc * o * (1.0 - o)], -1)
+    dz = jnp.concatenate(
+      [
+        dc * g * i * (1.0 - i),
+        dc * cprev * f * (1.0 - f),
+        dc * i * (1.0 - g * g),
+        dh * tc * o * (1.0 - o),
+      ],
+      -1,
+    )
     dh_prev, dc_prev = dz @ W_hT, dc * f
     if reset is not None:  # The step started from zeros: no gradient to the previous state.
       dh_prev, dc_prev = (jnp.where(reset[:, None], 0.0, a) for a in (dh_prev, dc_prev))
     return (dh_prev, dc_prev), dz
 
   (dh0, dc0), dz_TxBxG = jax.lax.scan(
-      body, (dhT_BxH, dcT_BxH), (dh_out_TxBxH, cprev_TxBxH, gates_TxBxG, tc_TxBxH, reset_TxB),
-      reverse=True, unroll=unroll)
+    body,
+    (dhT_BxH, dcT_BxH),
+    (dh_out_TxBxH, cprev_TxBxH, gates_TxBxG, tc_TxBxH, reset_TxB),
+    reverse=True,
+    unroll=unroll,
+  )
   # The state each step multiplied by W_h: h(t-1), zeros where a reset preceded the step.
   hprev_TxBxH = jnp.concatenate([h0_BxH[None], h_TxBxH[:-1]], axis=0)
   if reset_TxB is not None:

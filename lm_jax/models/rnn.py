@@ -44,22 +44,36 @@ def init_layer(key, cfg: ModelConfig, d_in: int) -> dict:
   h, g, s = cfg.hidden_dim, _GATES[cfg.kind], cfg.init_scale
   kx, kh = jax.random.split(key)
   if cfg.kind == "elman":
-    return {"W_e": uniform(kx, (d_in, h), s), "W_h": uniform(kh, (h, h), s),
-            "b_h": jnp.zeros((h,), "float32")}
+    return {
+      "W_e": uniform(kx, (d_in, h), s),
+      "W_h": uniform(kh, (h, h), s),
+      "b_h": jnp.zeros((h,), "float32"),
+    }
   if cfg.kind == "lstm":
-    return {"W_x": uniform(kx, (d_in, g * h), s), "W_h": uniform(kh, (h, g * h), s),
-            "b": jnp.zeros((g * h,), "float32")}
-  return {"W_x": uniform(kx, (d_in, g * h), s), "W_h": uniform(kh, (h, g * h), s),
-          "b_x": jnp.zeros((g * h,), "float32"), "b_h": jnp.zeros((g * h,), "float32")}
+    return {
+      "W_x": uniform(kx, (d_in, g * h), s),
+      "W_h": uniform(kh, (h, g * h), s),
+      "b": jnp.zeros((g * h,), "float32"),
+    }
+  return {
+    "W_x": uniform(kx, (d_in, g * h), s),
+    "W_h": uniform(kh, (h, g * h), s),
+    "b_x": jnp.zeros((g * h,), "float32"),
+    "b_h": jnp.zeros((g * h,), "float32"),
+  }
 
 
 def init(rng, cfg: ModelConfig) -> dict:
   """Params for ``cfg`` (uniform ±init_scale weights, zero biases)."""
   k_embed, k_out, *k_layers = jax.random.split(rng, 2 + cfg.num_layers)
-  layers = [init_layer(k, cfg, cfg.embed_dim if i == 0 else cfg.hidden_dim)
-            for i, k in enumerate(k_layers)]
-  return {"embed": uniform(k_embed, (cfg.in_vocab, cfg.embed_dim), cfg.init_scale),
-          "layers": layers, **init_output(k_out, cfg)}
+  layers = [
+    init_layer(k, cfg, cfg.embed_dim if i == 0 else cfg.hidden_dim) for i, k in enumerate(k_layers)
+  ]
+  return {
+    "embed": uniform(k_embed, (cfg.in_vocab, cfg.embed_dim), cfg.init_scale),
+    "layers": layers,
+    **init_output(k_out, cfg),
+  }
 
 
 def init_carry(cfg: ModelConfig, batch_size: int) -> list[dict]:
@@ -116,8 +130,16 @@ def run_layer(layer: dict, carry: dict, x_BxTxD, reset_BxT, cfg: ModelConfig):
   return carry, jnp.swapaxes(h_TxBxH, 0, 1)
 
 
-def apply(params: dict, carry: list[dict], inputs_BxT, cfg: ModelConfig, *,
-          rng=None, train: bool = False, hidden: bool = False):
+def apply(
+  params: dict,
+  carry: list[dict],
+  inputs_BxT,
+  cfg: ModelConfig,
+  *,
+  rng=None,
+  train: bool = False,
+  hidden: bool = False,
+):
   """Logits over the predictable ids for every position, and the carry after the segment."""
   use_dropout = train and cfg.dropout > 0
   keys = jax.random.split(rng, cfg.num_layers + 1) if use_dropout else [None] * (cfg.num_layers + 1)

@@ -28,10 +28,12 @@ def init(rng, cfg: ModelConfig) -> dict:
   """Params for ``cfg`` (uniform ±init_scale weights, zero biases)."""
   k_embed, k_h, k_out = jax.random.split(rng, 3)
   s = cfg.init_scale
-  return {"embed": uniform(k_embed, (cfg.in_vocab, cfg.embed_dim), s),
-          "W_h": uniform(k_h, (cfg.context * cfg.embed_dim, cfg.hidden_dim), s),
-          "b_h": jnp.zeros((cfg.hidden_dim,), "float32"),
-          **init_output(k_out, cfg)}
+  return {
+    "embed": uniform(k_embed, (cfg.in_vocab, cfg.embed_dim), s),
+    "W_h": uniform(k_h, (cfg.context * cfg.embed_dim, cfg.hidden_dim), s),
+    "b_h": jnp.zeros((cfg.hidden_dim,), "float32"),
+    **init_output(k_out, cfg),
+  }
 
 
 def init_carry(cfg: ModelConfig, batch_size: int) -> dict:
@@ -45,17 +47,27 @@ def windows(history_BxC, inputs_BxT, bos_id: int):
   t = inputs_BxT.shape[1]
   ext_BxL = jnp.concatenate([history_BxC, inputs_BxT], axis=1)
   # Column k (0 = oldest) of the window ending at input t is ext[t + 1 + k].
-  ctx_BxTxC = jnp.stack([ext_BxL[:, 1 + k:1 + k + t] for k in range(c)], axis=-1)
+  ctx_BxTxC = jnp.stack([ext_BxL[:, 1 + k : 1 + k + t] for k in range(c)], axis=-1)
   is_bos = ctx_BxTxC == bos_id
   # A column lies before the sentence if a more recent column is <s>.
   bos_at_or_after = jax.lax.cummax(is_bos[..., ::-1].astype(jnp.int32), axis=2)[..., ::-1]
-  before_sentence = jnp.concatenate(
-      [bos_at_or_after[..., 1:], jnp.zeros_like(bos_at_or_after[..., :1])], axis=-1) > 0
+  before_sentence = (
+    jnp.concatenate([bos_at_or_after[..., 1:], jnp.zeros_like(bos_at_or_after[..., :1])], axis=-1)
+    > 0
+  )
   return jnp.where(before_sentence, bos_id, ctx_BxTxC), ext_BxL[:, t:]
 
 
-def apply(params: dict, carry: dict, inputs_BxT, cfg: ModelConfig, *,
-          rng=None, train: bool = False, hidden: bool = False):
+def apply(
+  params: dict,
+  carry: dict,
+  inputs_BxT,
+  cfg: ModelConfig,
+  *,
+  rng=None,
+  train: bool = False,
+  hidden: bool = False,
+):
   """Logits over the predictable ids for every position, and the new history."""
   ctx_BxTxC, history_BxC = windows(carry["history"], inputs_BxT, cfg.bos_id)
   b, t = inputs_BxT.shape

@@ -21,7 +21,7 @@ def good_turing_ratios(count: np.ndarray, k_max: int = MAX_DISCOUNTED) -> tuple[
   Returns ``k = 0`` when no count gets discounted.
   """
   n = np.bincount(np.minimum(count, k_max + 2), minlength=k_max + 3).astype(np.float64)
-  k = next((k for k in range(k_max, 0, -1) if np.all(n[1:k + 2] > 0)), 0)
+  k = next((k for k in range(k_max, 0, -1) if np.all(n[1 : k + 2] > 0)), 0)
   if k == 0 or (k + 1) * n[k + 1] >= n[1]:
     return np.zeros(1), 0
   common = (k + 1) * n[k + 1] / n[1]
@@ -40,12 +40,16 @@ def _discounted(count: np.ndarray, order: int, fallback) -> tuple[np.ndarray, di
     n = np.bincount(np.minimum(count, 5), minlength=6)[1:5]
     if fallback is None:
       raise DiscountError(
-          f"Katz/Good-Turing discounts for {order}-grams are undefined: counts-of-counts "
-          f"n1..n4 = {list(map(int, n))} have gaps or put every discount ratio outside (0, 1], so no "
-          "probability mass is freed for unseen words. "
-          "Is the training text very small or artificial? Set discount_fallback "
-          "(e.g. --config.discount_fallback='0.5,1.0,1.5') to discount absolutely, or lower the order.")
-    return np.maximum(count - fallback[0], 0.0) * (count > 0), {"order": order, "fallback": fallback[0]}
+        f"Katz/Good-Turing discounts for {order}-grams are undefined: counts-of-counts "
+        f"n1..n4 = {list(map(int, n))} have gaps or put every discount ratio outside (0, 1], so no "
+        "probability mass is freed for unseen words. "
+        "Is the training text very small or artificial? Set discount_fallback "
+        "(e.g. --config.discount_fallback='0.5,1.0,1.5') to discount absolutely, or lower the order."
+      )
+    return np.maximum(count - fallback[0], 0.0) * (count > 0), {
+      "order": order,
+      "fallback": fallback[0],
+    }
   ratio = np.where(count <= k, d[np.minimum(count, k)], 1.0)
   return count * ratio, {"order": order, "k": k, "ratios": list(map(float, d[1:]))}
 
@@ -69,7 +73,10 @@ def katz(counts: Counts, fallback: tuple[float, ...] | None = None) -> Tables:
     p = disc / uni.sum()
     p[unseen] = (1.0 - p.sum()) / unseen.sum()
   else:  # Nothing to give mass to: no discount is needed.
-    p, info0 = uni / uni.sum(), {"order": 1, "k": 0, "note": "every type seen: relative frequencies"}
+    p, info0 = (
+      uni / uni.sum(),
+      {"order": 1, "k": 0, "note": "every type seen: relative frequencies"},
+    )
   prob = np.where(pred, p, 0.0)
   logp, logbow, infos = [_log(prob)], [], [info0]
   for k in range(2, counts.order + 1):

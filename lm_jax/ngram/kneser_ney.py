@@ -47,10 +47,12 @@ def adjusted_counts(counts: Counts) -> list[np.ndarray]:
 
 def count_of_counts(adjusted: np.ndarray, upto: int = 4) -> np.ndarray:
   """``n[j]`` = number of n-grams with adjusted count j, for j = 0..upto."""
-  return np.bincount(np.minimum(adjusted, upto + 1), minlength=upto + 2)[:upto + 1]
+  return np.bincount(np.minimum(adjusted, upto + 1), minlength=upto + 2)[: upto + 1]
 
 
-def lmplz_statistics(counts: Counts, adjusted: list[np.ndarray], tokens: TokenArray) -> list[np.ndarray]:
+def lmplz_statistics(
+  counts: Counts, adjusted: list[np.ndarray], tokens: TokenArray
+) -> list[np.ndarray]:
   """The counts that lmplz's discount statistics see, which differ in one n-gram per order.
 
   lmplz (adjust_counts.cc) streams the n-grams in suffix order over its own
@@ -87,8 +89,9 @@ def lmplz_statistics(counts: Counts, adjusted: list[np.ndarray], tokens: TokenAr
   return stats
 
 
-def discounts(adjusted: list[np.ndarray], modified: bool,
-              fallback: tuple[float, ...] | None = None) -> tuple[list[np.ndarray], list[str]]:
+def discounts(
+  adjusted: list[np.ndarray], modified: bool, fallback: tuple[float, ...] | None = None
+) -> tuple[list[np.ndarray], list[str]]:
   """Per order ``[0, D1, D2, D3+]`` from counts-of-counts (Chen & Goodman 1998, eq. 26).
 
   Undefined discounts raise DiscountError naming the order and the
@@ -100,8 +103,11 @@ def discounts(adjusted: list[np.ndarray], modified: bool,
     try:
       if modified:
         if min(n[1], n[2], n[3]) == 0:
-          raise DiscountError(_undefined(k, n, "no n-grams with adjusted count "
-                                         f"{[j for j in (1, 2, 3) if n[j] == 0][0]}"))
+          raise DiscountError(
+            _undefined(
+              k, n, f"no n-grams with adjusted count {[j for j in (1, 2, 3) if n[j] == 0][0]}"
+            )
+          )
         y = n[1] / (n[1] + 2.0 * n[2])
         d = [0.0] + [j - (j + 1) * y * n[j + 1] / n[j] for j in (1, 2, 3)]
         for j in (1, 2, 3):
@@ -123,14 +129,20 @@ def discounts(adjusted: list[np.ndarray], modified: bool,
 
 
 def _undefined(order: int, n: np.ndarray, why: str) -> str:
-  return (f"Kneser-Ney discounts for {order}-grams are undefined: {why} "
-          f"(counts-of-counts n1..n4 = {list(map(int, n[1:]))}). Is the training text very small "
-          "or artificial? Set discount_fallback (e.g. --config.discount_fallback='0.5,1.0,1.5', "
-          "lmplz's defaults) to use fixed discounts, or lower the order.")
+  return (
+    f"Kneser-Ney discounts for {order}-grams are undefined: {why} "
+    f"(counts-of-counts n1..n4 = {list(map(int, n[1:]))}). Is the training text very small "
+    "or artificial? Set discount_fallback (e.g. --config.discount_fallback='0.5,1.0,1.5', "
+    "lmplz's defaults) to use fixed discounts, or lower the order."
+  )
 
 
-def kneser_ney(counts: Counts, modified: bool = True, fallback: tuple[float, ...] | None = None,
-               lmplz_tokens: TokenArray | None = None) -> Tables:
+def kneser_ney(
+  counts: Counts,
+  modified: bool = True,
+  fallback: tuple[float, ...] | None = None,
+  lmplz_tokens: TokenArray | None = None,
+) -> Tables:
   """Interpolated (modified) Kneser-Ney back-off tables, lowest order mixed with uniform.
 
   With ``lmplz_tokens`` (the training tokens), the discounts use lmplz's

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -25,28 +25,22 @@ from lm_jax.ngram import katz as katz_lib
 from lm_jax.ngram import kneser_ney as kn_lib
 from lm_jax.ngram import smoothing as sm
 from lm_jax.ngram.counts import Counts, count_ngrams
+from lm_jax.ngram.spec import parse_fallback
 
 CHUNK = 1 << 15  # Scoring batch: one compiled shape for any corpus size.
 
 
-def _parse_fallback(value) -> tuple[float, ...] | None:
-  if value in (None, "", ()):
-    return None
-  try:
-    vals = tuple(float(x) for x in (value.split(",") if isinstance(value, str) else value))
-  except (TypeError, ValueError):
-    vals = ()
-  if len(vals) != 3 or not all(0 <= v for v in vals):
-    raise ConfigError(f"discount_fallback needs three non-negative discounts D1,D2,D3+ "
-                      f"(lmplz uses 0.5,1.0,1.5); got {value!r}.")
-  return vals
-
-
-def estimate_tables(counts: Counts, smoothing: str, k: float = 1.0, discount_fallback=None,
-                    stupid_backoff_alpha: float = 0.4, train: TokenArray | None = None,
-                    kn_statistics: str = "lmplz") -> sm.Tables:
+def estimate_tables(
+  counts: Counts,
+  smoothing: str,
+  k: float = 1.0,
+  discount_fallback=None,
+  stupid_backoff_alpha: float = 0.4,
+  train: TokenArray | None = None,
+  kn_statistics: str = "lmplz",
+) -> sm.Tables:
   """Dispatches to the smoothing method named in the config."""
-  fallback = _parse_fallback(discount_fallback)
+  fallback = parse_fallback(discount_fallback)
   if smoothing == "mle":
     return sm.mle(counts)
   if smoothing in ("add_k", "laplace"):
@@ -114,8 +108,9 @@ class NGramLM:
     return self.trie.order
 
   @classmethod
-  def estimate(cls, train: TokenArray, vocab: Vocab, order: int, smoothing: str,
-               **kwargs) -> "NGramLM":
+  def estimate(
+    cls, train: TokenArray, vocab: Vocab, order: int, smoothing: str, **kwargs
+  ) -> NGramLM:
     """Counts ``train`` and smooths; kwargs go to ``estimate_tables``."""
     counts = count_ngrams(train, order, vocab.size, vocab.bos_id)
     return cls(vocab, smoothing, counts, estimate_tables(counts, smoothing, train=train, **kwargs))
@@ -125,43 +120,56 @@ class NGramLM:
     pad = lambda a, v: np.append(a, v)  # A sentinel keeps every gather in range.
     orders = []
     for o, lp, lb in zip(self.trie.orders, self.tables.logp[1:], self.tables.logbow[1:]):
-      orders.append((jnp.asarray(o.child_start.astype(np.int32)),
-                     jnp.asarray(pad(o.first, -2).astype(np.int32)),
-                     jnp.asarray(pad(lp, 0.0).astype(np.float32)),
-                     jnp.asarray(pad(lb, 0.0).astype(np.float32))))
-    arrays = (jnp.asarray(self.tables.logp[0].astype(np.float32)),
-              jnp.asarray(self.tables.logbow[0].astype(np.float32)), tuple(orders))
-    iters = tuple(int(np.ceil(np.log2(np.diff(o.child_start).max(initial=0) + 1))) + 1
-                  for o in self.trie.orders)
+      orders.append(
+        (
+          jnp.asarray(o.child_start.astype(np.int32)),
+          jnp.asarray(pad(o.first, -2).astype(np.int32)),
+          jnp.asarray(pad(lp, 0.0).astype(np.float32)),
+          jnp.asarray(pad(lb, 0.0).astype(np.float32)),
+        )
+      )
+    arrays = (
+      jnp.asarray(self.tables.logp[0].astype(np.float32)),
+      jnp.asarray(self.tables.logbow[0].astype(np.float32)),
+      tuple(orders),
+    )
+    iters = tuple(
+      int(np.ceil(np.log2(np.diff(o.child_start).max(initial=0) + 1))) + 1 for o in self.trie.orders
+    )
     return arrays, iters
 
   def logprob(self, ctx_BxC, word_B) -> jax.Array:
     """Natural-log probabilities of ``word`` after ``ctx`` (order-1 columns, -1 = none)."""
     arrays, iters = self._device_arrays
-    return score_batch(arrays, jnp.asarray(ctx_BxC, jnp.int32), jnp.asarray(word_B, jnp.int32), iters)
+    return score_batch(
+      arrays, jnp.asarray(ctx_BxC, jnp.int32), jnp.asarray(word_B, jnp.int32), iters
+    )
 
   def token_logprobs(self, tokens: TokenArray) -> np.ndarray:
     """ln p of every scored token (each word and each ``</s>``), in corpus order."""
     ctx = contexts(tokens, self.vocab.bos_id, self.order - 1)
     out = np.empty(tokens.num_tokens, dtype=np.float64)
     for i in range(0, tokens.num_tokens, CHUNK):
-      c, w = ctx[i:i + CHUNK], tokens.ids[i:i + CHUNK]
+      c, w = ctx[i : i + CHUNK], tokens.ids[i : i + CHUNK]
       n = len(w)
       c = np.pad(c, ((0, CHUNK - n), (0, 0)), constant_values=-1)
       w = np.pad(w, (0, CHUNK - n))
-      out[i:i + n] = np.asarray(self.logprob(c, w))[:n]
+      out[i : i + n] = np.asarray(self.logprob(c, w))[:n]
     return out
 
   def _require_normalized(self, what: str) -> None:
     if not self.tables.normalized:
-      raise ConfigError(f"{self.smoothing} scores are not probabilities (they do not sum to one), "
-                        f"so {what} is undefined; use katz or kneser_ney for a normalized back-off model.")
+      raise ConfigError(
+        f"{self.smoothing} scores are not probabilities (they do not sum to one), "
+        f"so {what} is undefined; use katz or kneser_ney for a normalized back-off model."
+      )
 
   def evaluate(self, tokens: TokenArray, split: str) -> evaluation.EvalResult:
     """Sums for perplexity and log-likelihood under lm_jax's convention."""
     self._require_normalized("perplexity")
-    return evaluation.from_token_logprobs(split, self.token_logprobs(tokens), tokens.oov,
-                                          tokens.num_sentences)
+    return evaluation.from_token_logprobs(
+      split, self.token_logprobs(tokens), tokens.oov, tokens.num_sentences
+    )
 
   def sentence_logprob(self, words: Sequence[str]) -> float:
     """ln p(w1 .. wn </s> | <s>)."""

@@ -14,8 +14,8 @@ from lm_jax.ngram import arpa
 from lm_jax.ngram.model import NGramLM
 from lm_jax.ngram.sample import sample
 from lm_jax.ngram.smoothing import NORMALIZED
+from lm_jax.ngram.spec import NGramSpec, parse_ngram
 from lm_jax.rundir import RunDir
-from lm_jax.spec import NGramSpec, parse_ngram
 
 
 def run(config: ml_collections.ConfigDict | NGramSpec, workdir: str, verbose: bool = True) -> dict:
@@ -36,31 +36,49 @@ def _run(spec: NGramSpec, rd: RunDir, say) -> dict:
   writer = rd.metrics(fresh=True)
   logging.info("corpus %s: %s", raw.name, raw.describe()["sentences"])
   t0 = time.perf_counter()
-  lm = NGramLM.estimate(arrays["train"], vocab, spec.order, spec.smoothing, k=spec.k,
-                        discount_fallback=spec.discount_fallback,
-                        stupid_backoff_alpha=spec.stupid_backoff_alpha,
-                        kn_statistics=spec.kn_statistics)
+  lm = NGramLM.estimate(
+    arrays["train"],
+    vocab,
+    spec.order,
+    spec.smoothing,
+    k=spec.k,
+    discount_fallback=spec.discount_fallback,
+    stupid_backoff_alpha=spec.stupid_backoff_alpha,
+    kn_statistics=spec.kn_statistics,
+  )
   seconds = time.perf_counter() - t0
   for note in lm.tables.info.get("discount_notes", []):
     logging.warning("discount fallback: %s", note)
-  writer.write({"kind": "estimate", "seconds": seconds, "ngrams": lm.trie.sizes(),
-                "vocab_size": vocab.num_predictable, "vocab_hash": info["vocab_hash"],
-                **{k: v for k, v in lm.tables.info.items() if k != "discount_notes"}})
-  say(f"{spec.order}-gram {spec.smoothing} on {raw.name}: {vocab.num_predictable} types, "
-      f"n-grams per order {lm.trie.sizes()}, estimated in {seconds:.2f}s")
+  writer.write(
+    {
+      "kind": "estimate",
+      "seconds": seconds,
+      "ngrams": lm.trie.sizes(),
+      "vocab_size": vocab.num_predictable,
+      "vocab_hash": info["vocab_hash"],
+      **{k: v for k, v in lm.tables.info.items() if k != "discount_notes"},
+    }
+  )
+  say(
+    f"{spec.order}-gram {spec.smoothing} on {raw.name}: {vocab.num_predictable} types, "
+    f"n-grams per order {lm.trie.sizes()}, estimated in {seconds:.2f}s"
+  )
   if spec.write_arpa:
     arpa.write_arpa(lm, rd.file("model.arpa"))
   finals = {}
   if spec.smoothing in NORMALIZED:
     for split in ("valid", "test"):
       logp = lm.token_logprobs(arrays[split])
-      res = evaluation.from_token_logprobs(split, logp, arrays[split].oov,
-                                           arrays[split].num_sentences)
+      res = evaluation.from_token_logprobs(
+        split, logp, arrays[split].oov, arrays[split].num_sentences
+      )
       finals[split] = rec = res.record()
       writer.write(rec)
-      say(f"[{split}] perplexity {res.perplexity:.4f} (excluding OOVs "
-          f"{res.perplexity_excluding_oovs:.4f}), {res.tokens} tokens, nll {res.nll:.2f} nats\n"
-          + "\n".join("    " + line for line in res.srilm().splitlines()))
+      say(
+        f"[{split}] perplexity {res.perplexity:.4f} (excluding OOVs "
+        f"{res.perplexity_excluding_oovs:.4f}), {res.tokens} tokens, nll {res.nll:.2f} nats\n"
+        + "\n".join("    " + line for line in res.srilm().splitlines())
+      )
       if spec.dump_tokens:
         rd.write_text(f"{split}.tokens.tsv", evaluation.token_dump(arrays[split], logp, vocab))
   else:
@@ -70,8 +88,16 @@ def _run(spec: NGramSpec, rd: RunDir, say) -> dict:
   for i in range(spec.num_samples):
     s = sample(lm, jax.random.fold_in(key, i), spec.max_sample_len, spec.temperature)
     text = vocab.detokenize(s.ids)
-    writer.write({"kind": "sample", "index": i, "text": text, "logprob": s.logprob,
-                  "tokens": len(s.ids), "truncated": s.truncated})
+    writer.write(
+      {
+        "kind": "sample",
+        "index": i,
+        "text": text,
+        "logprob": s.logprob,
+        "tokens": len(s.ids),
+        "truncated": s.truncated,
+      }
+    )
     lines.append(f"{s.logprob:10.2f}  {text}")
   if lines:
     rd.write_text("samples.txt", "\n".join(lines) + "\n")

@@ -13,13 +13,14 @@ from lm_jax.errors import ConfigError
 
 @dataclasses.dataclass(frozen=True)
 class Sample:
-  ids: list[int]        # sampled ids, ending with </s> unless truncated
-  logprob: float        # ln p(ids | <s>) under the model (untempered, <unk> allowed)
-  truncated: bool       # max_len reached before </s>
+  ids: list[int]  # sampled ids, ending with </s> unless truncated
+  logprob: float  # ln p(ids | <s>) under the model (untempered, <unk> allowed)
+  truncated: bool  # max_len reached before </s>
 
 
-def sample(lm, key: jax.Array, max_len: int = 100, temperature: float = 1.0,
-           resample_unk: bool = True) -> Sample:
+def sample(
+  lm, key: jax.Array, max_len: int = 100, temperature: float = 1.0, resample_unk: bool = True
+) -> Sample:
   """Draws one sentence word by word until ``</s>``.
 
   A sampled ``<unk>`` is ignored and drawn again (the lecture's rule), which is
@@ -28,7 +29,9 @@ def sample(lm, key: jax.Array, max_len: int = 100, temperature: float = 1.0,
   The reported log-probability is the model's own probability of the text.
   """
   if not temperature > 0:
-    raise ConfigError(f"temperature must be > 0, got {temperature}; 1.0 samples from the model itself.")
+    raise ConfigError(
+      f"temperature must be > 0, got {temperature}; 1.0 samples from the model itself."
+    )
   width = lm.order - 1
   ctx = [-1] * width
   if width:

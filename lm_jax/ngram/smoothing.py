@@ -18,11 +18,18 @@ import math
 
 import numpy as np
 
-from lm_jax.errors import ConfigError, DiscountError
+from lm_jax.errors import ConfigError
 from lm_jax.ngram.counts import Counts
 
-SMOOTHINGS = ("mle", "add_k", "laplace", "katz", "kneser_ney", "modified_kneser_ney",
-              "stupid_backoff")
+SMOOTHINGS = (
+  "mle",
+  "add_k",
+  "laplace",
+  "katz",
+  "kneser_ney",
+  "modified_kneser_ney",
+  "stupid_backoff",
+)
 NORMALIZED = frozenset(SMOOTHINGS) - {"stupid_backoff"}
 NEG_INF = -np.inf
 
@@ -93,7 +100,9 @@ def add_k(counts: Counts, k_add: float) -> Tables:
   logbow = _empty_bows(counts)
   if n == 1:
     c = np.where(pred, counts.unigram, 0).astype(np.float64)
-    return Tables((_log(np.where(pred, (c + k_add) / (c.sum() + k_add * num_pred), 0.0)),), tuple(logbow))
+    return Tables(
+      (_log(np.where(pred, (c + k_add) / (c.sum() + k_add * num_pred), 0.0)),), tuple(logbow)
+    )
   logp = [np.where(pred, uniform, NEG_INF)]
   for k in range(2, n + 1):
     o = counts.orders[k - 2]
@@ -124,7 +133,11 @@ def stupid_backoff(counts: Counts, alpha: float) -> Tables:
   uni = np.where(np.isneginf(t.logp[0]) & pred, math.log(1.0 / num_pred), t.logp[0])
   # The factor applies when backing off from a context seen in training (an
   # n-gram with extensions); unseen contexts back off for free, as in ARPA files.
-  logbow = [np.where(_context_sums(counts, k + 1, np.ones(counts.orders[k - 1].size)) > 0,
-                     math.log(alpha), 0.0) for k in range(1, counts.order)]
+  logbow = [
+    np.where(
+      _context_sums(counts, k + 1, np.ones(counts.orders[k - 1].size)) > 0, math.log(alpha), 0.0
+    )
+    for k in range(1, counts.order)
+  ]
   logbow.append(np.zeros(counts.sizes()[-1]))
   return Tables((uni, *t.logp[1:]), tuple(logbow), normalized=False)

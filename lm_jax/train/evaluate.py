@@ -28,24 +28,31 @@ def eval_step(params, carry, batch: dict, cfg: ModelConfig):
 @functools.partial(jax.jit, static_argnames=("cfg", "batch_size"))
 def _eval_token_nll(params, grid_SxBxT: dict, *, cfg: ModelConfig, batch_size: int):
   """eval_step scanned over the segments of a grid, carrying the state along each row: [S, B, T]."""
+
   def body(carry, batch):
     nll_BxT, carry = eval_step(params, carry, batch, cfg)
     return carry, nll_BxT
+
   return jax.lax.scan(body, get_model(cfg).init_carry(cfg, batch_size), grid_SxBxT)[1]
 
 
-def token_logprobs(params, tokens: TokenArray, cfg: ModelConfig, batch_size: int,
-                   seq_len: int, mesh=None) -> np.ndarray:
+def token_logprobs(
+  params, tokens: TokenArray, cfg: ModelConfig, batch_size: int, seq_len: int, mesh=None
+) -> np.ndarray:
   """ln p of every scored token in corpus order; each token is scored once."""
   grid = batching.eval_grid(tokens, cfg.bos_id, batch_size, seq_len)
   segs = grid.num_segments
   arrays = {"inputs": grid.inputs_BxL, "targets": grid.targets_BxL}
   # [B, S*T] -> [S, B, T]: the scan steps through segments.
-  grid_SxBxT = {k: np.moveaxis(v.reshape(batch_size, segs, seq_len), 1, 0) for k, v in arrays.items()}
+  grid_SxBxT = {
+    k: np.moveaxis(v.reshape(batch_size, segs, seq_len), 1, 0) for k, v in arrays.items()
+  }
   mesh = parallel.make_mesh() if mesh is None else mesh
   # Rows split over the data axis when they divide evenly (batch 1 runs replicated).
-  grid_SxBxT = {k: parallel.put(v, parallel.rows_sharding(mesh, v, batch_size, axis=1))
-                for k, v in grid_SxBxT.items()}
+  grid_SxBxT = {
+    k: parallel.put(v, parallel.rows_sharding(mesh, v, batch_size, axis=1))
+    for k, v in grid_SxBxT.items()
+  }
   nll_SxBxT = parallel.fetch(_eval_token_nll(params, grid_SxBxT, cfg=cfg, batch_size=batch_size))
   nll_BxL = np.moveaxis(nll_SxBxT, 0, 1).reshape(batch_size, segs * seq_len)
   out = np.empty(tokens.num_tokens, np.float64)
@@ -54,8 +61,9 @@ def token_logprobs(params, tokens: TokenArray, cfg: ModelConfig, batch_size: int
   return out
 
 
-def evaluate(params, tokens: TokenArray, split: str, cfg: ModelConfig, batch_size: int,
-             seq_len: int, mesh=None) -> tuple[EvalResult, np.ndarray]:
+def evaluate(
+  params, tokens: TokenArray, split: str, cfg: ModelConfig, batch_size: int, seq_len: int, mesh=None
+) -> tuple[EvalResult, np.ndarray]:
   """The split's sums under lm_jax's convention and the per-token ln p they were summed from."""
   logp = token_logprobs(params, tokens, cfg, batch_size, seq_len, mesh)
   return from_token_logprobs(split, logp, tokens.oov, tokens.num_sentences), logp

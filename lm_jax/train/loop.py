@@ -58,8 +58,11 @@ class Clock:
     out = {"elapsed_s": now - self.start, **self.pending}
     if self.last_step is not None and step > self.last_step:
       sps = (step - self.last_step) / (now - self.last)
-      out.update(steps_per_sec=sps, tokens_per_sec=sps * self.tokens_per_step,
-                 eta_s=(self.total - step) / sps)
+      out.update(
+        steps_per_sec=sps,
+        tokens_per_sec=sps * self.tokens_per_step,
+        eta_s=(self.total - step) / sps,
+      )
     self.last, self.last_step, self.pending = now, step, {}
     return out
 
@@ -74,22 +77,30 @@ def _check_finite(acc: dict, ckpt: Checkpointer, vocab_size: int) -> None:
     ckpt.close()  # The saves so far hold good states; let them land on disk.
     loss = float(acc["bad_nll"])
     raise NonFiniteLossError(
-        f"training diverged at step {bad}: loss {loss:.4g} nats/token (the uniform model scores "
-        f"ln V = {math.log(vocab_size):.2f}; the run stops above {step_lib.DIVERGENCE_FACTOR:g}x "
-        f"that, or at NaN/inf); that state was not saved, the last good checkpoint is step "
-        f"{ckpt.latest_step()} in {ckpt.directory}. Lower optim.learning_rate, set "
-        "optim.clip_norm, or check the data.")
+      f"training diverged at step {bad}: loss {loss:.4g} nats/token (the uniform model scores "
+      f"ln V = {math.log(vocab_size):.2f}; the run stops above {step_lib.DIVERGENCE_FACTOR:g}x "
+      f"that, or at NaN/inf); that state was not saved, the last good checkpoint is step "
+      f"{ckpt.latest_step()} in {ckpt.directory}. Lower optim.learning_rate, set "
+      "optim.clip_norm, or check the data."
+    )
 
 
 def _train_record(acc: dict, step: int, spe: int, tokens_per_step: int) -> dict:
   """The loss since the last record (pulled ``acc``)."""
   loss = float(acc["nll"]) / (int(acc["steps"]) * tokens_per_step)
-  return {"kind": "train", "step": step, "epoch": step / spe, "loss": loss,
-          "perplexity": math.exp(min(loss, 700.0)), "lr": float(acc["lr"])}
+  return {
+    "kind": "train",
+    "step": step,
+    "epoch": step / spe,
+    "loss": loss,
+    "perplexity": math.exp(min(loss, 700.0)),
+    "lr": float(acc["lr"]),
+  }
 
 
-def train_and_evaluate(config, workdir: str, *, stop_after: int | None = None
-                       ) -> dict[str, EvalResult]:
+def train_and_evaluate(
+  config, workdir: str, *, stop_after: int | None = None
+) -> dict[str, EvalResult]:
   """Trains in ``workdir`` (resuming from its newest intact checkpoint); returns valid/test results.
 
   ``stop_after`` checkpoints and returns ``{}`` once that step is done, as a preempted job would.
@@ -118,27 +129,51 @@ def _run(spec: NeuralSpec, run: RunDir, mesh, clock_start: float, stop_after: in
   if start is None:
     state = jax.jit(init, out_shardings=shardings)()
   else:  # Restored straight onto its shardings.
-    state = ckpt.restore(jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-                                      abstract, shardings), meta, start)
+    state = ckpt.restore(
+      jax.tree.map(
+        lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract, shardings
+      ),
+      meta,
+      start,
+    )
     logging.info("resuming from the checkpoint at step %d of %d", start, total)
   writer = run.metrics(tensorboard=True, purge_step=start or 0)
   writer.rewind(start or 0)  # Records after the restored step (or all, from 0) come again.
   run.write_start(spec.config, vocab, raw)
-  logging.info("%s: %d parameters, %d steps/epoch, %d steps, %d tokens/step", cfg.kind,
-               sum(math.prod(x.shape) for x in jax.tree.leaves(abstract.params)), spe, total,
-               tokens_per_step)
+  logging.info(
+    "%s: %d parameters, %d steps/epoch, %d steps, %d tokens/step",
+    cfg.kind,
+    sum(math.prod(x.shape) for x in jax.tree.leaves(abstract.params)),
+    spe,
+    total,
+    tokens_per_step,
+  )
   data_sharding = parallel.batch_sharded(mesh)
-  data = parallel.put_tree({"inputs": stream.inputs_BxR, "targets": stream.targets_BxR},
-                           data_sharding)
-  step_fn = jax.jit(functools.partial(
-      step_lib.train_step, model_cfg=cfg, optim_cfg=spec.optim, train_cfg=t, steps_per_epoch=spe,
-      total_steps=total), in_shardings=(shardings, data_sharding), out_shardings=shardings,
-      donate_argnums=0)
+  data = parallel.put_tree(
+    {"inputs": stream.inputs_BxR, "targets": stream.targets_BxR}, data_sharding
+  )
+  step_fn = jax.jit(
+    functools.partial(
+      step_lib.train_step,
+      model_cfg=cfg,
+      optim_cfg=spec.optim,
+      train_cfg=t,
+      steps_per_epoch=spe,
+      total_steps=total,
+    ),
+    in_shardings=(shardings, data_sharding),
+    out_shardings=shardings,
+    donate_argnums=0,
+  )
   reset_acc = jax.jit(step_lib.reset_acc, out_shardings=shardings, donate_argnums=0)
-  plateau_step = jax.jit(functools.partial(step_lib.plateau_step, optim_cfg=spec.optim),
-                         out_shardings=shardings, donate_argnums=0)
-  run_eval = functools.partial(evaluate, cfg=cfg, batch_size=spec.eval.batch_size,
-                               seq_len=t.seq_len, mesh=mesh)
+  plateau_step = jax.jit(
+    functools.partial(step_lib.plateau_step, optim_cfg=spec.optim),
+    out_shardings=shardings,
+    donate_argnums=0,
+  )
+  run_eval = functools.partial(
+    evaluate, cfg=cfg, batch_size=spec.eval.batch_size, seq_len=t.seq_len, mesh=mesh
+  )
   clock = Clock(total, tokens_per_step, start=clock_start)
   step = int(parallel.fetch(state.step))
   first = step
@@ -157,19 +192,29 @@ def _run(spec: NeuralSpec, run: RunDir, mesh, clock_start: float, stop_after: in
           _check_finite(acc, ckpt, cfg.out_vocab)
           rec = {**_train_record(acc, step, spe, tokens_per_step), **clock.fields(step)}
           writer.write(rec)
-          logging.info("step %d/%d epoch %.2f loss %.4f ppl %.2f lr %.4g | %.0f tok/s ETA %.0fs",
-                       step, total, rec["epoch"], rec["loss"], rec["perplexity"], rec["lr"],
-                       rec.get("tokens_per_sec", 0.0), rec.get("eta_s", 0.0))
+          logging.info(
+            "step %d/%d epoch %.2f loss %.4f ppl %.2f lr %.4g | %.0f tok/s ETA %.0fs",
+            step,
+            total,
+            rec["epoch"],
+            rec["loss"],
+            rec["perplexity"],
+            rec["lr"],
+            rec.get("tokens_per_sec", 0.0),
+            rec.get("eta_s", 0.0),
+          )
           state = reset_acc(state)
         epoch_eval = epoch_end and (step // spe) % t.eval_every_epochs == 0
         if epoch_eval or (t.eval_every_steps and step % t.eval_every_steps == 0):
           jax.block_until_ready(state.step)  # Queued train steps count as training time.
           tic = time.perf_counter()
           res, _ = run_eval(state.params, splits["valid"], "valid")
-          writer.write({**res.record(), "step": step, "epoch": step / spe,
-                        "elapsed_s": clock.elapsed()})
-          logging.info("step %d (epoch %.2f): valid perplexity %.2f", step, step / spe,
-                       res.perplexity)
+          writer.write(
+            {**res.record(), "step": step, "epoch": step / spe, "elapsed_s": clock.elapsed()}
+          )
+          logging.info(
+            "step %d (epoch %.2f): valid perplexity %.2f", step, step / spe, res.perplexity
+          )
           if epoch_eval:  # Plateau schedules look at epoch ends only.
             state = plateau_step(state, np.float32(res.nll / res.tokens))
           clock.exclude(time.perf_counter() - tic)
@@ -183,11 +228,21 @@ def _run(spec: NeuralSpec, run: RunDir, mesh, clock_start: float, stop_after: in
     for split in ("valid", "test"):
       res, logp = run_eval(state.params, splits[split], split)
       results[split] = res
-      writer.write({**res.record(), "step": step, "epoch": step / spe, "final": True,
-                    "elapsed_s": clock.elapsed(), "vocab_hash": vocab.hash,
-                    "carry_state": t.carry_state, "reset_at_eos": cfg.reset_at_eos})
-      logging.info("final %s perplexity %.2f (%d tokens, %d OOVs)", split, res.perplexity,
-                   res.tokens, res.oovs)
+      writer.write(
+        {
+          **res.record(),
+          "step": step,
+          "epoch": step / spe,
+          "final": True,
+          "elapsed_s": clock.elapsed(),
+          "vocab_hash": vocab.hash,
+          "carry_state": t.carry_state,
+          "reset_at_eos": cfg.reset_at_eos,
+        }
+      )
+      logging.info(
+        "final %s perplexity %.2f (%d tokens, %d OOVs)", split, res.perplexity, res.tokens, res.oovs
+      )
       if spec.eval.dump_tokens:  # The same scores the record was summed from.
         run.write_text(f"{split}.tokens.tsv", token_dump(splits[split], logp, vocab))
     return results

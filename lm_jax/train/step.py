@@ -41,8 +41,13 @@ class TrainState:
 def fresh_acc(bad_step=None) -> dict:
   """Empty metric sums; ``bad_step`` (the first diverged step, -1 for none) is kept across logs."""
   bad = jnp.full((), -1, jnp.int32) if bad_step is None else bad_step
-  return {"nll": jnp.zeros((), jnp.float32), "steps": jnp.zeros((), jnp.int32),
-          "lr": jnp.zeros((), jnp.float32), "bad_step": bad, "bad_nll": jnp.zeros((), jnp.float32)}
+  return {
+    "nll": jnp.zeros((), jnp.float32),
+    "steps": jnp.zeros((), jnp.int32),
+    "lr": jnp.zeros((), jnp.float32),
+    "bad_step": bad,
+    "bad_nll": jnp.zeros((), jnp.float32),
+  }
 
 
 def init_state(seed: int, cfg: ModelConfig, optim_cfg: OptimConfig, batch_size: int) -> TrainState:
@@ -50,38 +55,54 @@ def init_state(seed: int, cfg: ModelConfig, optim_cfg: OptimConfig, batch_size: 
   model = get_model(cfg)
   root = jax.random.PRNGKey(seed)
   params = model.init(jax.random.fold_in(root, 0), cfg)
-  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                    opt_state=optim.make_optimizer(optim_cfg).init(params),
-                    carry=model.init_carry(cfg, batch_size),
-                    plateau=optim.make_plateau(optim_cfg).init(params),
-                    rng=jax.random.fold_in(root, 1), acc=fresh_acc())
+  return TrainState(
+    step=jnp.zeros((), jnp.int32),
+    params=params,
+    opt_state=optim.make_optimizer(optim_cfg).init(params),
+    carry=model.init_carry(cfg, batch_size),
+    plateau=optim.make_plateau(optim_cfg).init(params),
+    rng=jax.random.fold_in(root, 1),
+    acc=fresh_acc(),
+  )
 
 
 def state_shardings(state: TrainState, mesh, batch_size: int) -> TrainState:
   """Where each leaf lives: RNN state rows split over the data axis, everything else replicated."""
   rep = parallel.replicated(mesh)
   return jax.tree.map(lambda _: rep, state).replace(
-      carry=jax.tree.map(lambda x: parallel.rows_sharding(mesh, x, batch_size), state.carry))
+    carry=jax.tree.map(lambda x: parallel.rows_sharding(mesh, x, batch_size), state.carry)
+  )
 
 
 def _manual_sum_nll(params, carry, inputs_BxT, targets_BxT, cfg: ModelConfig):
   from lm_jax.models.bptt import manual_elman_sum_nll  # Deferred: only grad="manual" needs it.
+
   weights_BxT = jnp.ones(targets_BxT.shape, jnp.float32)
-  sum_nll, h_BxH = manual_elman_sum_nll(params, carry[0]["h"], inputs_BxT, targets_BxT,
-                                        weights_BxT, cfg.activation)
+  sum_nll, h_BxH = manual_elman_sum_nll(
+    params, carry[0]["h"], inputs_BxT, targets_BxT, weights_BxT, cfg.activation
+  )
   return sum_nll, [{"h": h_BxH}]
 
 
-def train_step(state: TrainState, data: dict, *, model_cfg: ModelConfig, optim_cfg: OptimConfig,
-               train_cfg: TrainConfig, steps_per_epoch: int, total_steps: int) -> TrainState:
+def train_step(
+  state: TrainState,
+  data: dict,
+  *,
+  model_cfg: ModelConfig,
+  optim_cfg: OptimConfig,
+  train_cfg: TrainConfig,
+  steps_per_epoch: int,
+  total_steps: int,
+) -> TrainState:
   """One SGD step on segment ``step % steps_per_epoch`` of ``data`` (the whole stream, [B, R])."""
   cfg, t, model = model_cfg, train_cfg, get_model(model_cfg)
   pos = state.step % steps_per_epoch
   inputs_BxT = jax.lax.dynamic_slice_in_dim(data["inputs"], pos * t.seq_len, t.seq_len, axis=1)
   targets_BxT = jax.lax.dynamic_slice_in_dim(data["targets"], pos * t.seq_len, t.seq_len, axis=1)
   fresh = (pos == 0) | (not t.carry_state)  # A new epoch restarts the text: restart the state.
-  carry = jax.tree.map(lambda z, c: jnp.where(fresh, z, c),
-                       model.init_carry(cfg, t.batch_size), state.carry)
+  carry = jax.tree.map(
+    lambda z, c: jnp.where(fresh, z, c), model.init_carry(cfg, t.batch_size), state.carry
+  )
   rng = jax.random.fold_in(state.rng, state.step)
   tokens = t.batch_size * t.seq_len
   normalizer = float(t.batch_size if t.loss_normalizer == "sequences" else tokens)
@@ -90,24 +111,36 @@ def train_step(state: TrainState, data: dict, *, model_cfg: ModelConfig, optim_c
     if cfg.grad == "manual":
       sum_nll, new_carry = _manual_sum_nll(params, carry, inputs_BxT, targets_BxT, cfg)
     else:
-      h_BxTxH, new_carry = model.apply(params, carry, inputs_BxT, cfg, rng=rng, train=True,
-                                       hidden=True)
+      h_BxTxH, new_carry = model.apply(
+        params, carry, inputs_BxT, cfg, rng=rng, train=True, hidden=True
+      )
       sum_nll = losses.output_sum_nll(h_BxTxH, *output_weights(params, cfg), targets_BxT)
     return sum_nll / normalizer, (sum_nll, new_carry)
 
   (_, (sum_nll, new_carry)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   updates, opt_state = optim.make_optimizer(optim_cfg).update(grads, state.opt_state, state.params)
-  lr = optim.learning_rate(optim_cfg, state.step, steps_per_epoch, total_steps) * state.plateau.scale
+  lr = (
+    optim.learning_rate(optim_cfg, state.step, steps_per_epoch, total_steps) * state.plateau.scale
+  )
   params = optax.apply_updates(state.params, jax.tree.map(lambda u: -lr * u, updates))
   acc = state.acc
   limit = DIVERGENCE_FACTOR * math.log(cfg.out_vocab) * tokens
   first_bad = (acc["bad_step"] < 0) & ~(sum_nll <= limit)  # NaN compares false: bad too.
-  acc = {"nll": acc["nll"] + sum_nll, "steps": acc["steps"] + 1, "lr": lr.astype(jnp.float32),
-         "bad_step": jnp.where(first_bad, state.step + 1, acc["bad_step"]),
-         "bad_nll": jnp.where(first_bad, sum_nll / tokens, acc["bad_nll"])}
+  acc = {
+    "nll": acc["nll"] + sum_nll,
+    "steps": acc["steps"] + 1,
+    "lr": lr.astype(jnp.float32),
+    "bad_step": jnp.where(first_bad, state.step + 1, acc["bad_step"]),
+    "bad_nll": jnp.where(first_bad, sum_nll / tokens, acc["bad_nll"]),
+  }
   # Truncated BPTT: the next segment starts from this state but sends no gradient back.
-  return state.replace(step=state.step + 1, params=params, opt_state=opt_state,
-                       carry=jax.lax.stop_gradient(new_carry), acc=acc)
+  return state.replace(
+    step=state.step + 1,
+    params=params,
+    opt_state=opt_state,
+    carry=jax.lax.stop_gradient(new_carry),
+    acc=acc,
+  )
 
 
 def reset_acc(state: TrainState) -> TrainState:

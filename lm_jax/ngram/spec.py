@@ -1,0 +1,90 @@
+"""The n-gram run spec: ``parse_ngram`` validates a whole n-gram config before any work.
+
+Field defaults of ``NGramSpec`` are the only defaults (``configs/ngram.py`` builds
+its ConfigDict from them).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import ml_collections
+
+from lm_jax.config_fields import freeze, one_of, section
+from lm_jax.errors import ConfigError
+from lm_jax.spec import DataSpec, check_sampling, parse_data
+
+SMOOTHINGS = (
+  "mle",
+  "add_k",
+  "laplace",
+  "katz",
+  "kneser_ney",
+  "modified_kneser_ney",
+  "stupid_backoff",
+)
+KN_STATISTICS = ("lmplz", "exact")
+# Counting keeps one table per order with `order` columns: memory and time grow with
+# order^2 x tokens.  Word models gain nothing past about 10 (Chen & Goodman 1998).
+MAX_ORDER = 20
+
+
+@dataclasses.dataclass(frozen=True)
+class NGramSpec:
+  """A validated n-gram config."""
+
+  order: int = 3
+  smoothing: str = "modified_kneser_ney"
+  k: float = 1.0  # add_k's k (Lidstone); laplace forces 1
+  discount_fallback: str | None = None  # e.g. "0.5,1.0,1.5"
+  kn_statistics: str = "lmplz"  # "lmplz": discounts exactly as lmplz; "exact": Chen & Goodman
+  stupid_backoff_alpha: float = 0.4  # 1.0 is the lecture's simplified back-off rule
+  seed: int = 0
+  data: DataSpec = DataSpec()
+  write_arpa: bool = False
+  dump_tokens: bool = False  # per-token log-probabilities as DIR/{valid,test}.tokens.tsv
+  num_samples: int = 3
+  max_sample_len: int = 60
+  temperature: float = 1.0
+  config: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
+
+
+def parse_fallback(value) -> tuple[float, ...] | None:
+  """``"0.5,1.0,1.5"`` (or three numbers) -> discounts D1, D2, D3+ (lmplz's --discount_fallback)."""
+  if value in (None, "", ()):
+    return None
+  try:
+    vals = tuple(float(x) for x in (value.split(",") if isinstance(value, str) else value))
+  except (TypeError, ValueError):
+    vals = ()
+  if len(vals) != 3 or not all(0 <= v < math.inf for v in vals):
+    raise ConfigError(
+      f"discount_fallback needs three non-negative discounts D1,D2,D3+ "
+      f"(lmplz uses 0.5,1.0,1.5); got {value!r}."
+    )
+  return vals
+
+
+def parse_ngram(config: ml_collections.ConfigDict) -> NGramSpec:
+  """The whole n-gram config, validated; raises ConfigError naming the key and the fix."""
+  values = {k: config[k] for k in config.keys() if k != "data"}
+  spec = freeze("", values, NGramSpec, ignore=frozenset({"data", "config"}))
+  spec = dataclasses.replace(
+    spec, data=parse_data(section(config, "data")), config=config.to_dict()
+  )
+  if not 1 <= spec.order <= MAX_ORDER:
+    raise ConfigError(
+      f"order={spec.order} is outside 1..{MAX_ORDER}: counting keeps one table per order with "
+      "`order` columns, so time and memory grow with order^2 x tokens (KenLM's lmplz is "
+      f"built for order <= 6 by default); choose an order in 1..{MAX_ORDER}."
+    )
+  one_of("smoothing", spec.smoothing, SMOOTHINGS)
+  one_of("kn_statistics", spec.kn_statistics, KN_STATISTICS)
+  if spec.smoothing == "add_k" and not spec.k > 0:
+    raise ConfigError(f"add-k smoothing needs k > 0, got k={spec.k}; k=1 is Laplace.")
+  if not spec.stupid_backoff_alpha > 0:
+    raise ConfigError(f"stupid_backoff_alpha must be > 0, got {spec.stupid_backoff_alpha}.")
+  parse_fallback(spec.discount_fallback)
+  check_sampling(spec.temperature, spec.num_samples, spec.max_sample_len)
+  return spec
