@@ -145,7 +145,7 @@ def _run_ngrams(spec: LectureSpec, workdir: str) -> tuple[list[dict], list[str]]
       f"test ppl {_ppl(finals.get('test'))} ({secs:.1f}s)"
     )
     samples += [
-      f"{name}: {r['text']}"
+      f"{name}: {r['logprob']:.2f}  {r['text']}"
       for r in RunDir.open(run_dir).read_metrics()
       if r.get("kind") == "sample"
     ]
