@@ -30,6 +30,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
+from lm_jax import parallel
 from lm_jax.checkpoint_meta import check_meta, diff_meta, flat_config, run_meta
 from lm_jax.errors import CheckpointError
 
@@ -81,6 +82,7 @@ class Checkpointer:
     self.primary = primary
     if primary:
       self._verify()
+    parallel.barrier("lm_jax:checkpoints-verified")  # Others open them once damaged ones are aside.
     options = ocp.CheckpointManagerOptions(
       preservation_policy=ocp.checkpoint_managers.LatestN(keep),
       create=True,

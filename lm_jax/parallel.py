@@ -28,18 +28,63 @@ DATA_AXIS = "data"
 DISTRIBUTED_ENV = "LM_JAX_DISTRIBUTED"
 
 
+_COORDINATOR_ENV = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
+
+
+def _coordinator_from_env() -> dict:
+  """``jax.distributed.initialize`` arguments from the ``JAX_*`` variables ({} when none is set)."""
+  given = {k: os.environ[k].strip() for k in _COORDINATOR_ENV if os.environ.get(k, "").strip()}
+  if not given:
+    return {}  # A cluster jax detects by itself (SLURM, Cloud TPU, MPI, ...).
+  missing = [k for k in _COORDINATOR_ENV if k not in given]
+  if missing:
+    raise ConfigError(
+      f"{', '.join(missing)} not set while {', '.join(given)} is: a multi-process job without a "
+      "cluster manager needs all of JAX_COORDINATOR_ADDRESS (host:port of process 0), "
+      "JAX_NUM_PROCESSES and JAX_PROCESS_ID (0 .. N-1)."
+    )
+  try:
+    num, pid = int(given["JAX_NUM_PROCESSES"]), int(given["JAX_PROCESS_ID"])
+  except ValueError:
+    raise ConfigError(
+      f"JAX_NUM_PROCESSES={given['JAX_NUM_PROCESSES']!r} and JAX_PROCESS_ID="
+      f"{given['JAX_PROCESS_ID']!r} must be integers."
+    ) from None
+  if not (num >= 1 and 0 <= pid < num):
+    raise ConfigError(f"JAX_PROCESS_ID={pid} must be in 0..{num - 1} (JAX_NUM_PROCESSES={num}).")
+  return {
+    "coordinator_address": given["JAX_COORDINATOR_ADDRESS"],
+    "num_processes": num,
+    "process_id": pid,
+  }
+
+
 def initialize_distributed() -> bool:
-  """Calls ``jax.distributed.initialize()`` once if ``$LM_JAX_DISTRIBUTED`` is 1; True if it did."""
+  """Calls ``jax.distributed.initialize()`` once if ``$LM_JAX_DISTRIBUTED`` is 1; True if it did.
+
+  The coordinator comes from ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES`` and
+  ``JAX_PROCESS_ID`` when they are set (passed explicitly: jax does not read them), else
+  from the cluster (SLURM, Cloud TPU, ...).  CPU processes exchange collectives over gloo.
+  """
   flag = os.environ.get(DISTRIBUTED_ENV, "").strip().lower()
   if flag in ("", "0", "false", "no"):
     return False
   if flag not in ("1", "true", "yes"):
     raise ConfigError(f"${DISTRIBUTED_ENV}={flag!r}; set it to 1 for a multi-host job or unset it.")
   if not jax.distributed.is_initialized():
-    # Coordinator address, process count and id come from the cluster (SLURM, TPU, ...)
-    # or from JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID.
-    jax.distributed.initialize()
+    kwargs = _coordinator_from_env()
+    # Only the CPU client reads this; GPUs and TPUs use their own interconnect.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(**kwargs)
   return True
+
+
+def barrier(name: str) -> None:
+  """Waits until every process reaches ``name`` (a no-op in a single-process job)."""
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # Deferred: only multi-process jobs need it.
+
+    multihost_utils.sync_global_devices(name)
 
 
 def make_mesh() -> Mesh:

@@ -213,6 +213,18 @@ class RunDir:
       self.path, fresh=fresh, enabled=self.writer, tensorboard=tensorboard, purge_step=purge_step
     )
 
+  def checkpointer(self, keep: int):
+    """The run's checkpoints (verified on opening; see ``lm_jax.checkpoint``)."""
+    from lm_jax.checkpoint import Checkpointer  # Deferred: orbax is slow to import.
+
+    return Checkpointer(self.path, keep, primary=self.writer)
+
+  def restore_params(self, abstract_params, meta: dict):
+    """``(step, params)`` of the newest intact checkpoint: parameters only, no lock needed."""
+    from lm_jax.checkpoint import restore_params  # Deferred, as above.
+
+    return restore_params(self.path, abstract_params, meta)
+
   # ------------------------------------------------------------------ reading
   def _read(self, name: str) -> str:
     try:

@@ -96,7 +96,7 @@ def sample(
 
 def load_model(workdir: str):
   """``(cfg, model, params, vocab)`` of a neural run directory: parameters only, checked strictly."""
-  from lm_jax.checkpoint import restore_params, run_meta  # Deferred: orbax is slow to import.
+  from lm_jax.checkpoint_meta import run_meta  # Deferred: imports jax.
   from lm_jax.models import ModelConfig, get_model
   from lm_jax.train.step import init_state
 
@@ -110,7 +110,7 @@ def load_model(workdir: str):
   vocab = run.read_vocab()
   cfg = ModelConfig.build(spec.model, vocab)
   abstract = jax.eval_shape(lambda: init_state(spec.seed, cfg, spec.optim, 1).params)
-  _, params = restore_params(run.path, abstract, run_meta(spec.config, vocab, abstract))
+  _, params = run.restore_params(abstract, run_meta(spec.config, vocab, abstract))
   return cfg, get_model(cfg), params, vocab
 
 

@@ -78,7 +78,7 @@ def test_eval_grid_scores_every_token_exactly_once(vocab, batch_size, seq_len):
     if len(r):
       assert inp[0] == vocab.bos_id and r[0] in toks.starts
       np.testing.assert_array_equal(np.diff(r), 1)
-  assert sum(b["weights"].sum() for b in map(g.batch, range(g.num_segments))) == toks.num_tokens
+  assert g.weights_BxL.sum() == toks.num_tokens
 
 
 def test_eval_grid_balances_rows(vocab):

@@ -124,7 +124,7 @@ def _run(spec: NeuralSpec, run: RunDir, mesh, clock_start: float, stop_after: in
   abstract = jax.eval_shape(init)
   shardings = step_lib.state_shardings(abstract, mesh, t.batch_size)
   meta = run_meta(spec.config, vocab, abstract.params, raw.checksums)
-  ckpt = Checkpointer(run.path, t.keep_checkpoints, primary=run.writer)
+  ckpt = run.checkpointer(t.keep_checkpoints)
   start = ckpt.latest_step()
   if start is None:
     state = jax.jit(init, out_shardings=shardings)()
