@@ -1,0 +1,219 @@
+"""Plan a training job before submitting it: memory per device, FLOPs, projected time.
+
+``plan(config, devices)`` builds the run spec, the abstract train state (shapes
+only: nothing is allocated), lowers and compiles the real jitted train step for a
+mesh of ``devices`` devices with the shardings the training loop declares, and
+reads the compiled executable's memory analysis (arguments, outputs,
+temporaries per device).  The projected step time divides an analytic count of
+the step's FLOPs (3 x the forward matmuls per token: XLA's cost analysis counts
+the body of a ``lax.scan`` once, not once per step) by a named accelerator's
+published peak rate times a stated utilisation.  A config whose state does not
+fit a device's memory is refused, naming the largest parameters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lm_jax import parallel
+from lm_jax.errors import ConfigError
+from lm_jax.models import ModelConfig
+from lm_jax.spec import NeuralSpec
+from lm_jax.train import step as step_lib
+
+# Published dense peak rates (FLOP/s) for the dtype lm_jax trains in (float32; TF32 on
+# NVIDIA tensor cores) and device memory (bytes).  Recurrent nets reach a small
+# fraction of peak: the utilisation below is stated, not measured on that hardware.
+ACCELERATORS = {
+  "nvidia-a100-80gb": (156e12, 80e9),  # TF32 tensor core
+  "nvidia-h100-sxm": (494.5e12, 80e9),  # TF32 tensor core, dense
+  "nvidia-h200": (494.5e12, 141e9),
+  "tpu-v4": (275e12, 32e9),  # bf16 MXU (float32 matmuls run as bf16 passes)
+  "tpu-v5e": (197e12, 16e9),
+}
+UTILISATION = 0.3
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+  """What a job will need, per device, and how long it should take."""
+
+  devices: int
+  parameters: int
+  parameter_bytes: int
+  largest: tuple[tuple[str, int], ...]  # (name, bytes) of the biggest parameter arrays
+  argument_bytes: int  # per device: state + data as the compiled step receives them
+  output_bytes: int
+  temp_bytes: int
+  flops_per_step: float  # analytic, all devices together
+  xla_flops_per_step: float  # the compiled per-device program's cost analysis
+  tokens_per_step: int
+  steps: int
+
+  @property
+  def peak_bytes(self) -> int:
+    """Arguments + outputs + temporaries (donated state counted once: outputs alias it)."""
+    return self.argument_bytes + self.temp_bytes
+
+  def step_seconds(self, accelerator: str, utilisation: float = UTILISATION) -> float:
+    peak, _ = ACCELERATORS[accelerator]
+    return self.flops_per_step / (self.devices * peak * utilisation)
+
+
+def flops_per_token(cfg: ModelConfig) -> float:
+  """3 x the forward matmul FLOPs of one token (forward, input gradient, weight gradient)."""
+  gates = {"elman": 1, "lstm": 4, "gru": 3, "window": 1}[cfg.kind]
+  if cfg.kind == "window":
+    hidden = 2 * cfg.context * cfg.embed_dim * cfg.hidden_dim
+  else:
+    hidden = sum(
+      2 * ((cfg.embed_dim if i == 0 else cfg.hidden_dim) + cfg.hidden_dim) * gates * cfg.hidden_dim
+      for i in range(cfg.num_layers)
+    )
+  return 3.0 * (hidden + 2 * cfg.hidden_dim * cfg.out_vocab)
+
+
+def plan(spec: NeuralSpec, vocab, stream_len: int, tokens: int) -> Plan:
+  """Compiles the train step of ``spec`` over every visible device; ``vocab`` gives the sizes."""
+  mesh = parallel.make_mesh()
+  n = mesh.shape[parallel.DATA_AXIS]
+  parallel.check_divisible(spec.train.batch_size, mesh, "train.batch_size")
+  cfg, t = ModelConfig.build(spec.model, vocab), spec.train
+  init = functools.partial(step_lib.init_state, spec.seed, cfg, spec.optim, t.batch_size)
+  abstract = jax.eval_shape(init)
+  shardings = step_lib.state_shardings(abstract, mesh, t.batch_size)
+  data_sharding = parallel.batch_sharded(mesh)
+  cols = max(stream_len // t.batch_size // t.seq_len, 1) * t.seq_len
+  data = {
+    k: jax.ShapeDtypeStruct((t.batch_size, cols), jnp.int32, sharding=data_sharding)
+    for k in ("inputs", "targets")
+  }
+  state = jax.tree.map(
+    lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract, shardings
+  )
+  steps_per_epoch = cols // t.seq_len
+  total = t.num_steps or t.num_epochs * steps_per_epoch
+  step_fn = jax.jit(
+    functools.partial(
+      step_lib.train_step,
+      model_cfg=cfg,
+      optim_cfg=spec.optim,
+      train_cfg=t,
+      steps_per_epoch=steps_per_epoch,
+      total_steps=total,
+    ),
+    in_shardings=(shardings, data_sharding),
+    out_shardings=shardings,
+    donate_argnums=0,
+  )
+  compiled = step_fn.lower(state, data).compile()
+  memory = compiled.memory_analysis()
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  leaves = jax.tree_util.tree_flatten_with_path(abstract.params)[0]
+  sizes = sorted(
+    (
+      (jax.tree_util.keystr(path), math.prod(x.shape) * np.dtype(x.dtype).itemsize)
+      for path, x in leaves
+    ),
+    key=lambda kv: -kv[1],
+  )
+  tokens_per_step = t.batch_size * t.seq_len
+  return Plan(
+    devices=n,
+    parameters=sum(math.prod(x.shape) for _, x in leaves),
+    parameter_bytes=sum(b for _, b in sizes),
+    largest=tuple(sizes[:3]),
+    argument_bytes=int(memory.argument_size_in_bytes),
+    output_bytes=int(memory.output_size_in_bytes),
+    temp_bytes=int(memory.temp_size_in_bytes),
+    flops_per_step=flops_per_token(cfg) * tokens_per_step,
+    xla_flops_per_step=float((cost or {}).get("flops", float("nan"))),
+    tokens_per_step=tokens_per_step,
+    steps=max(total, math.ceil(tokens / tokens_per_step)) if tokens else total,
+  )
+
+
+def _duration(secs: float) -> str:
+  for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+    if secs >= size:
+      return f"{secs / size:.1f} {unit}"
+  return f"{secs:.1f} s"
+
+
+def _gib(b: float) -> str:
+  return f"{b / 2**30:.2f} GiB"
+
+
+def report(p: Plan, accelerators: list[str], utilisation: float = UTILISATION) -> str:
+  """The plan as text, one line per fact and per named accelerator."""
+  lines = [
+    f"devices: {p.devices} (data parallel: parameters and optimizer state replicated)",
+    f"parameters: {p.parameters:,} ({_gib(p.parameter_bytes)} in float32); largest: "
+    + ", ".join(f"{name} {_gib(b)}" for name, b in p.largest),
+    f"per device: arguments {_gib(p.argument_bytes)}, outputs {_gib(p.output_bytes)} "
+    f"(aliasing the donated state), temporaries {_gib(p.temp_bytes)}; peak about "
+    f"{_gib(p.peak_bytes)} (compiled memory analysis)",
+    f"per step: {p.tokens_per_step:,} tokens, {p.flops_per_step / 1e12:.4f} TFLOP analytic "
+    f"(XLA's per-device count, scan bodies once: {p.xla_flops_per_step / 1e9:.3f} GFLOP)",
+    f"steps to the target: {p.steps:,}",
+  ]
+  for name in accelerators:
+    _, memory = _accelerator(name)
+    secs = p.step_seconds(name, utilisation)
+    lines.append(
+      f"{name}: {_gib(memory)} per device, {'fits' if p.peak_bytes <= memory else 'DOES NOT FIT'}; "
+      f"at {utilisation:.0%} of peak a step takes {secs * 1e3:.3f} ms, the job "
+      f"{_duration(secs * p.steps)}"
+    )
+  return "\n".join(lines)
+
+
+def _accelerator(name: str) -> tuple[float, float]:
+  if name not in ACCELERATORS:
+    raise ConfigError(f"unknown accelerator {name!r}; known: {', '.join(ACCELERATORS)}.")
+  return ACCELERATORS[name]
+
+
+def check_fits(p: Plan, accelerators: list[str]) -> None:
+  """ConfigError (one line) if the job does not fit a named accelerator, naming what to shard."""
+  for name in accelerators:
+    memory = _accelerator(name)[1]
+    if p.peak_bytes > memory:
+      raise ConfigError(
+        f"the job needs about {_gib(p.peak_bytes)} per device but a {name} has {_gib(memory)}: "
+        f"shrink train.batch_size or the model, or shard the largest parameters "
+        f"({p.largest[0][0]}, {_gib(p.largest[0][1])}) over more devices."
+      )
+
+
+def run(config, vocab_size: int | None, tokens: int | None, accelerators: list[str]) -> str:
+  """The ``experiments.plan`` job: the report, or a ConfigError if the job does not fit."""
+  import types
+
+  from lm_jax.spec import parse_neural
+
+  spec = parse_neural(config)
+  for name in accelerators:
+    _accelerator(name)
+  if vocab_size is not None:
+    vocab = types.SimpleNamespace(
+      size=vocab_size + 1, num_predictable=vocab_size, bos_id=vocab_size
+    )
+    stream = tokens or 1_000_000
+  else:
+    from lm_jax.data.pipeline import load_data
+
+    _, vocab, splits = load_data(spec.data)
+    stream = splits["train"].num_tokens
+  p = plan(spec, vocab, stream, tokens or 0)
+  text = report(p, accelerators)
+  print(text, flush=True)
+  check_fits(p, accelerators)
+  return "ok: the job fits " + ", ".join(accelerators)

@@ -1,0 +1,50 @@
+"""The plan command: compiled memory and FLOPs of the real train step, refusal when it cannot fit."""
+
+import os
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+
+def plan(*args: str) -> subprocess.CompletedProcess:
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO)}
+  env.pop("XLA_FLAGS", None)
+  return subprocess.run(
+    [sys.executable, "-m", "experiments.plan", *args],
+    cwd=REPO,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
+    check=False,
+  )
+
+
+def test_plan_of_a_tiny_config_on_two_devices():
+  proc = plan("--config=configs/rnn.py:lstm_small_ptb,tiny", "--devices=2")
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  out = proc.stdout
+  assert "devices: 2" in out and "ok: the job fits" in out
+  # 2x16 LSTM over the embedded corpus: the parameter count printed is the model's own.
+  from configs import rnn
+  from lm_jax.data.pipeline import load_data
+
+  _, vocab, _ = load_data(rnn.get_config("lstm_small_ptb,tiny").data)
+  v, h = vocab.num_predictable, 16
+  # embed (V+1) x H, two LSTM layers 4H x (H + H) + 4H biases, softmax H x V + V.
+  expected = (v + 1) * h + 2 * (4 * h * 2 * h + 4 * h) + h * v + v
+  assert f"parameters: {expected:,} " in out
+
+
+def test_a_job_that_cannot_fit_is_refused_naming_what_to_shard():
+  proc = plan(
+    "--config=configs/rnn.py:lstm_small_ptb",
+    "--config.model.embed_dim=1024",
+    "--config.model.hidden_dim=1024",
+    "--vocab_size=2000000",
+    "--accelerator=tpu-v5e",
+  )
+  assert proc.returncode == 1 and "Traceback" not in proc.stderr
+  assert "DOES NOT FIT" in proc.stdout
+  assert "error: the job needs about" in proc.stderr and "['embed']" in proc.stderr
