@@ -39,7 +39,7 @@ class DataSpec:
   file: str | None = None  # one raw text file, split contiguously 90/5/5
   level: str | None = None  # "word" or "char"; None: the corpus default
   download: bool = True  # fetch a registered corpus into the cache if it is not found
-  min_count: int = 1  # rarer training types become <unk>
+  min_count: int | None = None  # rarer training types become <unk>; None: 3 for lm1b, else 1
   max_size: int | None = None  # cap on vocabulary size (with specials)
 
 

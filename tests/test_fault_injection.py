@@ -142,9 +142,8 @@ def largest_file(folder):
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate"])
-def test_a_damaged_latest_checkpoint_falls_back_to_the_intact_one(tmp_path, damage):
-  reference = tmp_path / "reference"
-  train_tiny(reference)
+def test_a_damaged_latest_checkpoint_falls_back_to_the_intact_one(trained, tmp_path, damage):
+  reference = trained  # The same config uninterrupted (dump_tokens changes no record).
   workdir = tmp_path / "run"
   train_tiny(workdir)  # Checkpoints at 10 and 20; 20 is the finished run's.
   victim = largest_file(workdir / "checkpoints" / "20")
@@ -222,9 +221,8 @@ def _file_size_limit(limit: int):
   return pre
 
 
-def test_a_full_disk_is_one_line_and_loses_nothing(tmp_path):
-  reference, workdir = tmp_path / "reference", tmp_path / "run"
-  train_tiny(reference)
+def test_a_full_disk_is_one_line_and_loses_nothing(trained, tmp_path):
+  reference, workdir = trained, tmp_path / "run"
   full = _file_size_limit(100_000)  # A checkpoint's data file (~300 kB) cannot be written.
   refused(
     train_tiny(workdir, check=None, preexec=full),

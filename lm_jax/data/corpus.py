@@ -80,6 +80,21 @@ REGISTRY: dict[str, CorpusSpec] = {
     fractions=(0.9, 0.05),
     description="Tiny Shakespeare (1.1M characters); first 90% train, next 5% valid, last 5% test.",
   ),
+  # Read shard by shard by lm_jax.data.lm1b (load_data routes it there).
+  "lm1b": CorpusSpec(
+    name="lm1b",
+    level="word",
+    files=(
+      RemoteFile(
+        "1-billion-word-language-modeling-benchmark-r13output.tar.gz",
+        "http://www.statmt.org/lm-benchmark/"
+        "1-billion-word-language-modeling-benchmark-r13output.tar.gz",
+        "01ba60381110baf7f189dfd2b8374de371e8c9a340835793f190bdae9e90a34e",
+      ),
+    ),
+    description="One Billion Word benchmark (Chelba et al. 2013): training shards 1-99, "
+    "held-out shard 0 as test, shard 1 as valid; vocabulary: training words seen >= 3 times.",
+  ),
 }
 
 
@@ -212,6 +227,8 @@ def load_registered(name: str, data_dir: str | None = None, download: bool = Tru
       f"{', '.join([*REGISTRY, EMBEDDED])}, or leave data.name empty and set data.dir."
     )
   spec = REGISTRY[name]
+  if name == "lm1b":
+    raise CorpusError("lm1b is read shard by shard: load it with lm_jax.data.pipeline.load_data.")
   paths = [locate_file(spec, f, data_dir, download) for f in spec.files]
   checksums = {f.name: f.sha256 for f in spec.files}
   if spec.fractions is None:

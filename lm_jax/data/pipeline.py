@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import ml_collections
 
 from lm_jax.data import corpus as corpus_lib
+from lm_jax.data import lm1b
 from lm_jax.data.tokens import TokenArray, encode_sentences
 from lm_jax.data.vocab import Vocab
 from lm_jax.errors import CorpusError
@@ -26,12 +29,17 @@ def load_data(
   """Reads the corpus, builds the vocabulary from train (unless given), encodes all splits."""
   if not isinstance(data, DataSpec):
     data = parse_data({k: data[k] for k in data.keys()})
+  if data.name == lm1b.NAME:  # 0.8B words: read shard by shard, never as one text.
+    spec = corpus_lib.REGISTRY[lm1b.NAME]
+    archive = corpus_lib.locate_file(spec, spec.files[0], data.dir, data.download)
+    info, vocab, arrays = lm1b.load(archive, data.min_count, data.max_size, vocab)
+    return dataclasses.replace(info, checksums={archive.name: spec.files[0].sha256}), vocab, arrays
   raw = corpus_lib.load(
     name=data.name, data_dir=data.dir, file=data.file, level=data.level, download=data.download
   )
   if vocab is None:
     vocab = Vocab.build(
-      raw.splits["train"], level=raw.level, min_count=data.min_count, max_size=data.max_size
+      raw.splits["train"], level=raw.level, min_count=data.min_count or 1, max_size=data.max_size
     )
   for split, sents in raw.splits.items():
     if not sents:
