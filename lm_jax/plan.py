@@ -99,18 +99,8 @@ def plan(spec: NeuralSpec, vocab, stream_len: int, tokens: int) -> Plan:
   )
   steps_per_epoch = cols // t.seq_len
   total = t.num_steps or t.num_epochs * steps_per_epoch
-  step_fn = jax.jit(
-    functools.partial(
-      step_lib.train_step,
-      model_cfg=cfg,
-      optim_cfg=spec.optim,
-      train_cfg=t,
-      steps_per_epoch=steps_per_epoch,
-      total_steps=total,
-    ),
-    in_shardings=(shardings, data_sharding),
-    out_shardings=shardings,
-    donate_argnums=0,
+  step_fn = step_lib.jit_train_step(
+    cfg, spec.optim, t, steps_per_epoch, total, shardings, data_sharding
   )
   compiled = step_fn.lower(state, data).compile()
   memory = compiled.memory_analysis()

@@ -20,16 +20,8 @@ import numpy as np
 
 from lm_jax.errors import ConfigError
 from lm_jax.ngram.counts import Counts
+from lm_jax.ngram.spec import SMOOTHINGS
 
-SMOOTHINGS = (
-  "mle",
-  "add_k",
-  "laplace",
-  "katz",
-  "kneser_ney",
-  "modified_kneser_ney",
-  "stupid_backoff",
-)
 NORMALIZED = frozenset(SMOOTHINGS) - {"stupid_backoff"}
 NEG_INF = -np.inf
 

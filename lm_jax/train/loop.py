@@ -152,19 +152,7 @@ def _run(spec: NeuralSpec, run: RunDir, mesh, clock_start: float, stop_after: in
   data = parallel.put_tree(
     {"inputs": stream.inputs_BxR, "targets": stream.targets_BxR}, data_sharding
   )
-  step_fn = jax.jit(
-    functools.partial(
-      step_lib.train_step,
-      model_cfg=cfg,
-      optim_cfg=spec.optim,
-      train_cfg=t,
-      steps_per_epoch=spe,
-      total_steps=total,
-    ),
-    in_shardings=(shardings, data_sharding),
-    out_shardings=shardings,
-    donate_argnums=0,
-  )
+  step_fn = step_lib.jit_train_step(cfg, spec.optim, t, spe, total, shardings, data_sharding)
   reset_acc = jax.jit(step_lib.reset_acc, out_shardings=shardings, donate_argnums=0)
   plateau_step = jax.jit(
     functools.partial(step_lib.plateau_step, optim_cfg=spec.optim),

@@ -8,6 +8,7 @@ summed on the device (``acc``) and pulled to the host only at log steps.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -140,6 +141,31 @@ def train_step(
     opt_state=opt_state,
     carry=jax.lax.stop_gradient(new_carry),
     acc=acc,
+  )
+
+
+def jit_train_step(
+  cfg: ModelConfig,
+  optim_cfg: OptimConfig,
+  train_cfg: TrainConfig,
+  steps_per_epoch: int,
+  total_steps: int,
+  shardings,
+  data_sharding,
+):
+  """``train_step`` jitted once for a run, its shardings declared: state in = state out, donated."""
+  return jax.jit(
+    functools.partial(
+      train_step,
+      model_cfg=cfg,
+      optim_cfg=optim_cfg,
+      train_cfg=train_cfg,
+      steps_per_epoch=steps_per_epoch,
+      total_steps=total_steps,
+    ),
+    in_shardings=(shardings, data_sharding),
+    out_shardings=shardings,
+    donate_argnums=0,
   )
 
 
