@@ -73,10 +73,11 @@ def flops_per_token(cfg: ModelConfig) -> float:
     hidden = 2 * cfg.context * cfg.embed_dim * cfg.hidden_dim
   else:
     hidden = sum(
-      2 * ((cfg.embed_dim if i == 0 else cfg.hidden_dim) + cfg.hidden_dim) * gates * cfg.hidden_dim
+      2 * ((cfg.embed_dim if i == 0 else cfg.output_dim) + cfg.output_dim) * gates * cfg.hidden_dim
+      + (2 * cfg.hidden_dim * cfg.projection if cfg.projection else 0)
       for i in range(cfg.num_layers)
     )
-  return 3.0 * (hidden + 2 * cfg.hidden_dim * cfg.out_vocab)
+  return 3.0 * (hidden + 2 * cfg.output_dim * cfg.out_vocab)
 
 
 def plan(spec: NeuralSpec, vocab, stream_len: int, tokens: int) -> Plan:

@@ -60,6 +60,12 @@ class ModelSettings:
   reset_at_eos: bool = False  # sentence-independent RNN: state resets where the input is <s>
   remat: bool = False  # jax.checkpoint the scan body: less memory, more compute
   grad: str = "autodiff"  # "manual": hand-derived BPTT (lm_jax.models.bptt)
+  projection: int | None = None  # LSTMP (Sak et al. 2014): h = W_p (o * tanh(c)), this size
+
+  @property
+  def output_dim(self) -> int:
+    """The size of what a layer passes on (and the softmax reads): the projection, or H."""
+    return self.projection or self.hidden_dim
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,10 +167,17 @@ def parse_model(section: dict[str, Any]) -> ModelSettings:
     raise ConfigError(f"model.dropout must be in [0, 1), got {cfg.dropout}.")
   if cfg.init_scale <= 0:
     raise ConfigError(f"model.init_scale must be > 0, got {cfg.init_scale}.")
-  if cfg.tie_weights and cfg.embed_dim != cfg.hidden_dim:
+  at_least("model", cfg, ("projection",))
+  if cfg.projection is not None and cfg.kind != "lstm":
     raise ConfigError(
-      f"model.tie_weights needs model.embed_dim == model.hidden_dim (got {cfg.embed_dim} "
-      f"and {cfg.hidden_dim}): the softmax reuses the embedding matrix. Set them equal "
+      f"model.projection is an LSTM projection (LSTMP); model.kind={cfg.kind!r} "
+      "has none: unset model.projection or use model.kind='lstm'."
+    )
+  if cfg.tie_weights and cfg.embed_dim != cfg.output_dim:
+    what = "model.projection" if cfg.projection else "model.hidden_dim"
+    raise ConfigError(
+      f"model.tie_weights needs model.embed_dim == {what} (got {cfg.embed_dim} "
+      f"and {cfg.output_dim}): the softmax reuses the embedding matrix. Set them equal "
       "or set model.tie_weights=False."
     )
   if cfg.kind == "window" and cfg.num_layers != 1:

@@ -86,7 +86,7 @@ def init_output(key, cfg: ModelConfig) -> dict:
 
   out = {"b_o": jnp.zeros((cfg.out_vocab,), "float32")}
   if not cfg.tie_weights:
-    out["W_o"] = uniform(key, (cfg.hidden_dim, cfg.out_vocab), cfg.init_scale)
+    out["W_o"] = uniform(key, (cfg.output_dim, cfg.out_vocab), cfg.init_scale)
   return out
 
 

@@ -5,11 +5,15 @@ Parameters (plain dicts; the Elman layout is shared with ``lm_jax.models.bptt``)
   {"embed": [V_in, E], "layers": [layer, ...], "W_o": [H, V_out], "b_o": [V_out]}
   Elman layer: {"W_e": [D_in, H], "W_h": [H, H], "b_h": [H]}
   LSTM layer:  {"W_x": [D_in, 4H], "W_h": [H, 4H], "b": [4H]}          gates i, f, g, o
+  LSTMP layer: {"W_x": [D_in, 4H], "W_h": [P, 4H], "b": [4H], "W_p": [H, P]}  (Sak et al. 2014)
   GRU layer:   {"W_x": [D_in, 3H], "W_h": [H, 3H], "b_x": [3H], "b_h": [3H]}  gates r, z, n
 
 Row-vector convention of the lecture: ``z2 = h_prev @ W_h + e @ W_e + b_h``,
 ``h = f(z2)``, ``logits = h @ W_o + b_o``.  With tied weights "W_o" is absent and
 ``logits = h @ embed[:V_out].T + b_o``.  ``D_in`` is E for the first layer, H above.
+With ``model.projection`` P (LSTMP, the "LSTM-8192-1024" of Jozefowicz et al. 2016)
+each layer passes on ``h = (o * tanh(c)) @ W_p`` of size P, which is also its
+recurrent input; the cell state stays H wide.  LSTMP layers use the plain scan.
 
 Initialisation: the embedding and every weight matrix ~ U(-init_scale, init_scale)
 (Zaremba et al. 2014 use 0.1 for the small and 0.05 for the medium model); biases
@@ -50,11 +54,14 @@ def init_layer(key, cfg: ModelConfig, d_in: int) -> dict:
       "b_h": jnp.zeros((h,), "float32"),
     }
   if cfg.kind == "lstm":
-    return {
+    layer = {
       "W_x": uniform(kx, (d_in, g * h), s),
-      "W_h": uniform(kh, (h, g * h), s),
+      "W_h": uniform(kh, (cfg.output_dim, g * h), s),
       "b": jnp.zeros((g * h,), "float32"),
     }
+    if cfg.projection:
+      layer["W_p"] = uniform(jax.random.fold_in(key, 2), (h, cfg.projection), s)
+    return layer
   return {
     "W_x": uniform(kx, (d_in, g * h), s),
     "W_h": uniform(kh, (h, g * h), s),
@@ -67,7 +74,7 @@ def init(rng, cfg: ModelConfig) -> dict:
   """Params for ``cfg`` (uniform ±init_scale weights, zero biases)."""
   k_embed, k_out, *k_layers = jax.random.split(rng, 2 + cfg.num_layers)
   layers = [
-    init_layer(k, cfg, cfg.embed_dim if i == 0 else cfg.hidden_dim) for i, k in enumerate(k_layers)
+    init_layer(k, cfg, cfg.embed_dim if i == 0 else cfg.output_dim) for i, k in enumerate(k_layers)
   ]
   return {
     "embed": uniform(k_embed, (cfg.in_vocab, cfg.embed_dim), cfg.init_scale),
@@ -78,10 +85,10 @@ def init(rng, cfg: ModelConfig) -> dict:
 
 def init_carry(cfg: ModelConfig, batch_size: int) -> list[dict]:
   """The zero state every sequence (and, with reset_at_eos, every sentence) starts from."""
-  zeros = lambda: jnp.zeros((batch_size, cfg.hidden_dim), "float32")
+  zeros = lambda d: jnp.zeros((batch_size, d), "float32")
   if cfg.kind == "lstm":
-    return [{"h": zeros(), "c": zeros()} for _ in range(cfg.num_layers)]
-  return [{"h": zeros()} for _ in range(cfg.num_layers)]
+    return [{"h": zeros(cfg.output_dim), "c": zeros(cfg.hidden_dim)} for _ in range(cfg.num_layers)]
+  return [{"h": zeros(cfg.hidden_dim)} for _ in range(cfg.num_layers)]
 
 
 def input_projection(layer: dict, x_BxTxD, kind: str):
@@ -101,7 +108,8 @@ def cell(layer: dict, carry: dict, xw_BxG, cfg: ModelConfig) -> dict:
   if cfg.kind == "lstm":
     i, f, g, o = jnp.split(xw_BxG + h_BxH @ layer["W_h"], 4, axis=-1)
     c_BxH = jax.nn.sigmoid(f) * carry["c"] + jax.nn.sigmoid(i) * jnp.tanh(g)
-    return {"h": jax.nn.sigmoid(o) * jnp.tanh(c_BxH), "c": c_BxH}
+    m_BxH = jax.nn.sigmoid(o) * jnp.tanh(c_BxH)
+    return {"h": m_BxH @ layer["W_p"] if "W_p" in layer else m_BxH, "c": c_BxH}
   xr, xz, xn = jnp.split(xw_BxG, 3, axis=-1)
   hr, hz, hn = jnp.split(h_BxH @ layer["W_h"] + layer["b_h"], 3, axis=-1)
   r, z = jax.nn.sigmoid(xr + hr), jax.nn.sigmoid(xz + hz)
@@ -113,7 +121,7 @@ def run_layer(layer: dict, carry: dict, x_BxTxD, reset_BxT, cfg: ModelConfig):
   """Unrolls one layer over the segment with ``lax.scan``; returns (carry, h_BxTxH)."""
   xw_TxBxG = jnp.swapaxes(input_projection(layer, x_BxTxD, cfg.kind), 0, 1)
   reset_TxB = None if reset_BxT is None else reset_BxT.T
-  if cfg.kind == "lstm" and not cfg.remat:  # The same function, with a hand-written backward pass.
+  if cfg.kind == "lstm" and not cfg.remat and not cfg.projection:  # Hand-written backward pass.
     h_TxBxH, h, c = lstm_scan(layer["W_h"], xw_TxBxG, carry["h"], carry["c"], reset_TxB, cfg.unroll)
     return {"h": h, "c": c}, jnp.swapaxes(h_TxBxH, 0, 1)
 
