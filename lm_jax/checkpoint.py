@@ -61,9 +61,19 @@ def _file_hashes(step_dir: str) -> dict[str, str]:
 
 
 def _damage(step_dir: str, saved: dict[str, str] | None) -> str | None:
-  """Why ``step_dir`` is not intact, or None."""
+  """Why ``step_dir`` is not intact, or None.
+
+  A step without a recorded checksum (a kill between orbax's atomic commit and the
+  hash, or a lost ``checksums.json``) is complete by orbax's rename: it is used
+  unverified, with a warning, and hashed again.
+  """
   if saved is None:
-    return "no checksum: its save did not complete"
+    if not os.path.isfile(os.path.join(step_dir, "commit_success.txt")) and not os.listdir(
+      step_dir
+    ):
+      return "it is empty"
+    logging.warning("checkpoint %s has no recorded checksum; using it unverified", step_dir)
+    return None
   now = _file_hashes(step_dir)
   for name in sorted(set(saved) | set(now)):
     if name not in now:
@@ -99,11 +109,10 @@ class Checkpointer:
   def _checksums(self) -> dict[str, dict[str, str]]:
     try:
       with open(os.path.join(self.workdir, CHECKSUMS), encoding="utf-8") as f:
-        return json.load(f)
-    except FileNotFoundError:
-      return {}
+        sums = json.load(f)
+      return sums if isinstance(sums, dict) else {}
     except (OSError, ValueError):
-      return {}  # Unreadable: every step counts as unhashed and is verified as damaged.
+      return {}  # Missing or unreadable: steps are used unverified (with a warning) and rehashed.
 
   def _write_checksums(self, sums: dict) -> None:
     path = os.path.join(self.workdir, CHECKSUMS)
@@ -122,6 +131,13 @@ class Checkpointer:
       for s in steps
       if (why := _damage(os.path.join(self.directory, str(s)), sums.get(str(s))))
     }
+    unhashed = [s for s in steps if str(s) not in sums and s not in bad]
+    if unhashed:  # Hash what was used unverified, so the next restart checks it.
+      sums = {
+        **sums,
+        **{str(s): _file_hashes(os.path.join(self.directory, str(s))) for s in unhashed},
+      }
+      self._write_checksums({k: v for k, v in sums.items() if k.isdigit() and int(k) not in bad})
     if not bad:
       return
     listing = "; ".join(f"step {s}: {why}" for s, why in bad.items())
@@ -136,7 +152,7 @@ class Checkpointer:
       dest = os.path.join(aside, f"{s}-{time.strftime('%Y%m%d-%H%M%S')}")
       shutil.move(os.path.join(self.directory, str(s)), dest)
       logging.warning("checkpoint step %d is damaged (%s); moved it to %s", s, why, dest)
-    self._write_checksums({k: v for k, v in sums.items() if int(k) not in bad})
+    self._write_checksums({k: v for k, v in sums.items() if k.isdigit() and int(k) not in bad})
     logging.warning(
       "resuming from step %d, the newest intact checkpoint", max(set(steps) - set(bad))
     )

@@ -90,6 +90,8 @@ def diff_meta(saved: dict, current: dict) -> list[str]:
   for section in ("config", "params"):
     a, b = saved.get(section, {}), current.get(section, {})
     for k in sorted(set(a) | set(b)):
+      if k not in a and b.get(k) is None:
+        continue  # An optional field added since the checkpoint, left unset: nothing changed.
       if a.get(k, "<absent>") != b.get(k, "<absent>"):
         lines.append(
           f"{section} {k}: {a.get(k, '<absent>')!r} (checkpoint) != "

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import errno
 import logging as py_logging
+import os
 import re
 import sys
 import traceback
 from collections.abc import Callable
 
-from absl import app
+from absl import app, flags
 
 from lm_jax.errors import LMJaxError
 
@@ -35,6 +36,8 @@ class _QuietLibraries(py_logging.Filter):
 
   def filter(self, record: py_logging.LogRecord) -> bool:
     path = record.pathname.replace("\\", "/")
+    if "xla_bridge" in path and record.levelno < py_logging.WARNING:
+      return False  # "Unable to initialize backend 'tpu'" on every CPU run.
     return record.levelno >= py_logging.CRITICAL or not any(
       f"/{lib}/" in path for lib in ("orbax", "tensorboardX", "etils")
     )
@@ -59,34 +62,67 @@ def _io_error(e: BaseException) -> OSError | None:
   return None
 
 
+def _parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing, with a bad flag value (a config file that fails to load, an
+  unknown preset, ``--config.x=abc`` for an int) as one ``error:`` line."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    # A config file's own exception is embedded as a traceback: keep its last line.
+    cause = lines[-1] if len(lines) > 1 and "Traceback" in str(e) else " ".join(lines)
+    flag = lines[0].split(": ", 1)[0] if lines else ""
+    sys.exit(f"error: {flag}: {cause}" if flag and flag not in cause else f"error: {cause}")
+
+
+def _config_error(e: BaseException) -> str | None:
+  """A one-line message for ml_collections' own errors about a --config override, or None."""
+  frames = traceback.extract_tb(e.__traceback__)
+  if not any("ml_collections" in f.filename for f in frames[-3:]):
+    return None
+  text = str(e).strip("'\"").replace("\\n", " ").replace("\\'", "'")
+  m = re.match(r"'?([\w.]+)'?\s*(.*)", text)
+  if isinstance(e, OSError):  # The --config file itself.
+    return f"{' '.join(text.split())}; give --config=path/to/file.py[:preset]."
+  if m and any(a.startswith("--config.") and m.group(1) in a for a in sys.argv):
+    return (
+      f"unknown config field {m.group(1)!r}. {m.group(2)} "
+      "Fields are listed in the config file given with --config."
+    ).replace("  ", " ")
+  return None
+
+
 def run(main: Callable[[list[str]], None]) -> None:
   """``app.run(main)``, turning lm_jax errors, config typos and write failures into one line."""
   py_logging.getLogger("absl").addFilter(_QuietLibraries())
   try:
-    app.run(main)
+    app.run(main, flags_parser=_parse_flags)
   except LMJaxError as e:
     sys.exit(f"error: {' '.join(str(e).split())}")
-  except AttributeError as e:
-    # ml_collections rejects --config.<unknown> overrides with an AttributeError
-    # whose text is the quoted key plus a suggestion; anything else is a real bug.
-    text = str(e).strip("'\"").replace("\\n", " ").replace("\\'", "'")
-    m = re.match(r"'?([\w.]+)'?\s*(.*)", text)
-    frames = traceback.extract_tb(e.__traceback__)
-    from_config = bool(frames) and "ml_collections" in frames[-1].filename
-    if m and from_config and any(a.startswith("--config.") and m.group(1) in a for a in sys.argv):
-      sys.exit(
-        f"error: unknown config field {m.group(1)!r}. {m.group(2)} "
-        "Fields are listed in the config file given with --config.".replace("  ", " ")
-      )
-    raise
+  except KeyboardInterrupt:
+    sys.exit("error: interrupted; rerun the same command to resume from the last checkpoint.")
+  except BrokenPipeError:  # `... | head`: the reader has gone; say nothing more.
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(0)
+  except (AttributeError, KeyError, OSError) as e:
+    message = _config_error(e)
+    if message:
+      sys.exit(f"error: {message}")
+    io = _io_error(e)
+    if io is None:
+      raise
+    _write_failed(io)
   except Exception as e:  # noqa: BLE001 -- only write failures are turned into a message.
     io = _io_error(e)
     if io is None:
       raise
-    detail = [str(x) for x in (io.strerror, io.filename) if x and not str(x).startswith("[Errno")]
-    where = f" ({': '.join(detail)})" if detail else ""
-    sys.exit(
-      f"error: a write failed because {_DISK[io.errno]}{where}; nothing after the last "
-      "checkpoint was kept. Free space or choose a --workdir you can write to, then rerun "
-      "the same command to resume."
-    )
+    _write_failed(io)
+
+
+def _write_failed(io: OSError) -> None:
+  path = f" {io.filename}" if getattr(io, "filename", None) else ""
+  detail = f" ({io.strerror})" if io.strerror and not str(io.strerror).startswith("[Errno") else ""
+  sys.exit(
+    f"error: cannot write{path}: {_DISK[io.errno]}{detail}. Free space or choose a place you "
+    "can write to, then rerun the same command (training resumes from its last checkpoint)."
+  )

@@ -111,8 +111,15 @@ def table(runs: list[Run]) -> str:
   return "\n".join(lines)
 
 
+PLOT_FORMATS = (".png", ".pdf", ".svg")
+
+
 def plot(runs: list[Run], path: str) -> str:
-  """Learning curves (training loss, validation perplexity) against steps, as a PNG."""
+  """Learning curves (training loss, validation perplexity) against steps; returns the file."""
+  if os.path.isdir(path):
+    raise LMJaxError(f"--plot {path} is a directory; give a file name such as {path}/curves.png.")
+  if os.path.splitext(path)[1].lower() not in PLOT_FORMATS:
+    raise LMJaxError(f"--plot {path}: use a file name ending in {', '.join(PLOT_FORMATS)}.")
   folder = os.path.dirname(os.path.abspath(path))
   if not os.path.isdir(folder):
     raise LMJaxError(
@@ -151,8 +158,14 @@ def plot(runs: list[Run], path: str) -> str:
     if ax.get_legend_handles_labels()[0]:
       ax.legend(fontsize=8)
   fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  try:
+    fig.savefig(path, dpi=110)
+  except OSError as e:
+    raise LMJaxError(
+      f"cannot write the plot {path} ({e.strerror or e}); pass another --plot."
+    ) from None
+  finally:
+    plt.close(fig)
   return path
 
 
@@ -171,8 +184,7 @@ def compare(paths: list[str], allow_mismatch: bool = False, plot_path: str | Non
   if problems:
     report = "**Warning: not comparable** — " + "; ".join(problems) + "\n\n" + report
   if plot_path:
-    plot(runs, plot_path)
-    report += f"\n\nLearning curves: {plot_path}"
+    report += f"\n\nLearning curves: {plot(runs, plot_path)}"
   return report
 
 

@@ -75,7 +75,14 @@ def initialize_distributed() -> bool:
     kwargs = _coordinator_from_env()
     # Only the CPU client reads this; GPUs and TPUs use their own interconnect.
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(**kwargs)
+    try:
+      jax.distributed.initialize(**kwargs)
+    except (ValueError, RuntimeError) as e:
+      raise ConfigError(
+        f"${DISTRIBUTED_ENV}=1 but jax.distributed.initialize failed ({' '.join(str(e).split())}); "
+        "outside SLURM or Cloud TPU set JAX_COORDINATOR_ADDRESS (host:port of process 0), "
+        "JAX_NUM_PROCESSES and JAX_PROCESS_ID on every process."
+      ) from None
   return True
 
 

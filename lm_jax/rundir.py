@@ -13,6 +13,7 @@ truncated files and tolerate a ``metrics.jsonl`` line torn by a kill.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -180,6 +181,20 @@ class RunDir:
       if os.path.exists(tmp):
         os.remove(tmp)
     return path
+
+  @contextlib.contextmanager
+  def writing(self, name: str):
+    """A temporary path to write ``name`` through (a big file, by another writer); it is
+    renamed into place only when the block ends without an error, else removed."""
+    path = self.file(name)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+      yield tmp
+      if self.writer:
+        os.replace(tmp, path)
+    finally:
+      if os.path.exists(tmp):
+        os.remove(tmp)
 
   def write_json(self, name: str, obj: Any) -> str:
     return self.write_text(name, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")

@@ -153,7 +153,17 @@ def parse_data(section: dict[str, Any]) -> DataSpec:
   from lm_jax.data.corpus import check_source  # Deferred: keeps this module import-light.
 
   check_source(data.name, data.dir, data.file)
+  if data.min_count is None:  # The corpus's convention: lm1b keeps words seen >= 3 times.
+    data = dataclasses.replace(data, min_count=3 if data.name == "lm1b" else 1)
   return data
+
+
+def recorded(config: ml_collections.ConfigDict, data: DataSpec) -> dict:
+  """The config as recorded (config.json, checkpoint meta): defaults that depend on the
+  corpus resolved, so a run records the numbers it used."""
+  out = config.to_dict()
+  out.setdefault("data", {})["min_count"] = data.min_count
+  return out
 
 
 def parse_model(section: dict[str, Any]) -> ModelSettings:
@@ -278,14 +288,15 @@ def parse_neural(config: ml_collections.ConfigDict) -> NeuralSpec:
       "the window model needs train.carry_state=True (its state is the last "
       "words; resetting it would make every segment look like a sentence start)."
     )
+  data = parse_data(section(config, "data"))
   return NeuralSpec(
     _seed(config),
-    parse_data(section(config, "data")),
+    data,
     model,
     parse_optim(section(config, "optim")),
     train,
     evals,
-    config.to_dict(),
+    recorded(config, data),
   )
 
 

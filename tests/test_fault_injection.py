@@ -216,7 +216,8 @@ def test_a_full_disk_is_one_line_and_loses_nothing(trained, tmp_path):
   full = 97  # KiB: a checkpoint's data file (~300 kB) cannot be written, config and vocab can.
   refused(
     train_tiny(workdir, check=None, file_limit_kib=full),
-    "a write failed because a file grew past the size limit",
+    "cannot write",
+    "a file grew past the size limit",
     "rerun",
   )
   train_tiny(workdir)  # Space again: the same command finishes the run.
@@ -225,10 +226,16 @@ def test_a_full_disk_is_one_line_and_loses_nothing(trained, tmp_path):
   # Re-evaluating with a token dump (~240 kB) that cannot be written: one line, checkpoints kept.
   refused(
     train_tiny(workdir, "--config.eval.dump_tokens=True", check=None, file_limit_kib=full),
-    "a write failed",
+    "cannot write",
   )
   assert snapshot(workdir / "checkpoints") == checkpoints
   assert not [n for n in os.listdir(workdir) if ".tmp" in n]  # No half-written file left.
+  ngram = tmp_path / "kn"  # The ARPA file (~1.5 MB) does not fit: none is left half written.
+  refused(
+    cli("ngram", f"--workdir={ngram}", "--config.write_arpa=True", file_limit_kib=full),
+    "cannot write",
+  )
+  assert not [n for n in os.listdir(ngram) if "arpa" in n]
 
 
 def test_a_read_only_place_is_one_line():
@@ -271,3 +278,9 @@ def test_refusals_before_any_work(tmp_path, trained):
   cli("ngram", f"--workdir={ngram}", check=0)
   refused(cli("sample", f"--workdir={ngram}"), "holds an n-gram run", "samples.txt")
   refused(cli("sample", f"--workdir={trained}", "--num_samples=-2"), "num_samples must be >= 0")
+  refused(cli("ngram", f"--workdir={ngram}", "--config.order=4"), "another config", "order: 3 -> 4")
+  refused(cli("train", "--config=configs/rnn.py:nopreset", f"--workdir={workdir}"), "nopreset")
+  refused(cli("train", "--config=configs/nope.py", f"--workdir={workdir}"), "nope.py")
+  refused(train_tiny(workdir, "--config.optimizer.lr=1", check=None), "optimizer")
+  refused(train_tiny(workdir, "--config.train.batch_size=abc", check=None), "batch_size")
+  assert not workdir.exists()

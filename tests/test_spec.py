@@ -27,7 +27,7 @@ def test_config_files_take_their_defaults_from_the_spec():
   )
   assert parsed.optim == spec.OptimConfig()
   ngram = parse_ngram(ngram_configs.get_config())
-  assert dataclasses.replace(ngram, config={}) == NGramSpec()
+  assert dataclasses.replace(ngram, config={}) == NGramSpec(data=spec.DataSpec(min_count=1))
 
 
 @pytest.mark.parametrize(

@@ -39,7 +39,7 @@ def load_data(
   )
   if vocab is None:
     vocab = Vocab.build(
-      raw.splits["train"], level=raw.level, min_count=data.min_count or 1, max_size=data.max_size
+      raw.splits["train"], level=raw.level, min_count=data.min_count, max_size=data.max_size
     )
   for split, sents in raw.splits.items():
     if not sents:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import jax
@@ -10,6 +11,7 @@ from absl import logging
 
 from lm_jax import evaluation
 from lm_jax.data.pipeline import load_data
+from lm_jax.errors import WorkdirError
 from lm_jax.ngram import arpa
 from lm_jax.ngram.model import NGramLM
 from lm_jax.ngram.sample import sample
@@ -28,7 +30,31 @@ def run(config: ml_collections.ConfigDict | NGramSpec, workdir: str, verbose: bo
     return _run(spec, rd, print if verbose else (lambda *a, **k: None))
 
 
+def _refuse_another_config(spec: NGramSpec, rd: RunDir) -> None:
+  """A rerun recomputes the same model; another config would silently replace the run."""
+  if not os.path.isfile(rd.file("config.json")):
+    return
+  from lm_jax.checkpoint_meta import flat_config  # Deferred: imports jax.
+
+  outputs = {"write_arpa", "dump_tokens", "num_samples", "max_sample_len", "temperature", "seed"}
+  before, now = (
+    {k: v for k, v in flat_config(c).items() if k not in outputs}
+    for c in (rd.read_config(), spec.config)
+  )
+  diffs = [
+    f"{k}: {before.get(k, '<absent>')!r} -> {now.get(k, '<absent>')!r}"
+    for k in sorted(set(before) | set(now))
+    if before.get(k, "<absent>") != now.get(k, "<absent>")
+  ]
+  if diffs:
+    raise WorkdirError(
+      f"{rd.path} holds an n-gram run with another config ({'; '.join(diffs[:5])}); rerunning "
+      "would replace it and its token dumps. Give the new model its own --workdir."
+    )
+
+
 def _run(spec: NGramSpec, rd: RunDir, say) -> dict:
+  _refuse_another_config(spec, rd)
   # A rerun must not leave the previous run's outputs beside the new config.
   rd.remove_outputs("model.arpa", "samples.txt", "valid.tokens.tsv", "test.tokens.tsv")
   raw, vocab, arrays = load_data(spec.data)
@@ -64,7 +90,8 @@ def _run(spec: NGramSpec, rd: RunDir, say) -> dict:
     f"n-grams per order {lm.trie.sizes()}, estimated in {seconds:.2f}s"
   )
   if spec.write_arpa:
-    arpa.write_arpa(lm, rd.file("model.arpa"))
+    with rd.writing("model.arpa") as path:  # A kill or a full disk leaves no partial file.
+      arpa.write_arpa(lm, path)
   finals = {}
   if spec.smoothing in NORMALIZED:
     for split in ("valid", "test"):

@@ -13,7 +13,7 @@ import ml_collections
 
 from lm_jax.config_fields import freeze, one_of, section
 from lm_jax.errors import ConfigError
-from lm_jax.spec import DataSpec, check_sampling, parse_data
+from lm_jax.spec import DataSpec, check_sampling, parse_data, recorded
 
 SMOOTHINGS = (
   "mle",
@@ -70,9 +70,8 @@ def parse_ngram(config: ml_collections.ConfigDict) -> NGramSpec:
   """The whole n-gram config, validated; raises ConfigError naming the key and the fix."""
   values = {k: config[k] for k in config.keys() if k != "data"}
   spec = freeze("", values, NGramSpec, ignore=frozenset({"data", "config"}))
-  spec = dataclasses.replace(
-    spec, data=parse_data(section(config, "data")), config=config.to_dict()
-  )
+  data = parse_data(section(config, "data"))
+  spec = dataclasses.replace(spec, data=data, config=recorded(config, data))
   if not 1 <= spec.order <= MAX_ORDER:
     raise ConfigError(
       f"order={spec.order} is outside 1..{MAX_ORDER}: counting keeps one table per order with "
@@ -87,4 +86,9 @@ def parse_ngram(config: ml_collections.ConfigDict) -> NGramSpec:
     raise ConfigError(f"stupid_backoff_alpha must be > 0, got {spec.stupid_backoff_alpha}.")
   parse_fallback(spec.discount_fallback)
   check_sampling(spec.temperature, spec.num_samples, spec.max_sample_len)
+  if spec.dump_tokens and spec.smoothing == "stupid_backoff":
+    raise ConfigError(
+      "dump_tokens=True with smoothing='stupid_backoff': its scores are not "
+      "probabilities, so there is nothing to interpolate; use katz or kneser_ney."
+    )
   return spec

@@ -75,12 +75,16 @@ def _check_finite(acc: dict, ckpt: Checkpointer, vocab_size: int) -> None:
   bad = int(acc["bad_step"])
   if bad >= 0:
     ckpt.close()  # The saves so far hold good states; let them land on disk.
-    loss = float(acc["bad_nll"])
+    loss, last = float(acc["bad_nll"]), ckpt.latest_step()
+    kept = (
+      f"the last good checkpoint is step {last} in {ckpt.directory}"
+      if last is not None
+      else ("no checkpoint had been written yet")
+    )
     raise NonFiniteLossError(
       f"training diverged at step {bad}: loss {loss:.4g} nats/token (the uniform model scores "
       f"ln V = {math.log(vocab_size):.2f}; the run stops above {step_lib.DIVERGENCE_FACTOR:g}x "
-      f"that, or at NaN/inf); that state was not saved, the last good checkpoint is step "
-      f"{ckpt.latest_step()} in {ckpt.directory}. Lower optim.learning_rate, set "
+      f"that, or at NaN/inf); that state was not saved, {kept}. Lower optim.learning_rate, set "
       "optim.clip_norm, or check the data."
     )
 
