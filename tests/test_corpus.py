@@ -55,7 +55,7 @@ def test_checksum_mismatch_is_refused(tmp_path, monkeypatch):
 
 
 def test_unknown_corpus_lists_the_registry():
-  with pytest.raises(CorpusError, match="ptb, tinyshakespeare, pydoc"):
+  with pytest.raises(CorpusError, match="ptb, tinyshakespeare, lm1b, pydoc"):
     corpus.load("wikitext")
 
 

@@ -306,7 +306,7 @@ def check_source(name: str | None, data_dir: str | None, file: str | None) -> No
     )
   if not (name or file or data_dir):
     raise CorpusError(
-      "no corpus given: set data.name (ptb, tinyshakespeare, pydoc), data.dir or data.file."
+      "no corpus given: set data.name (ptb, tinyshakespeare, lm1b, pydoc), data.dir or data.file."
     )
 
 
@@ -330,11 +330,7 @@ def load(
     return raw
   if file:
     return load_file(file, level or "char")
-  if data_dir:
-    return load_directory(data_dir, level or "word")
-  raise CorpusError(
-    "no corpus given: set data.name (ptb, tinyshakespeare, pydoc), data.dir or data.file."
-  )
+  return load_directory(data_dir, level or "word")  # check_source: one of the three is set.
 
 
 def _relevel(sents: list[list[str]], src: str, dst: str) -> list[list[str]]:
