@@ -6,7 +6,7 @@ Prints one line per sample: the model's log-probability of the sentence
 
 from absl import app, flags
 
-from lm_jax import cli, sampling
+from lm_jax import cli
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory written by experiments.train.")
 _NUM = flags.DEFINE_integer("num_samples", 5, "Number of sentences.")
@@ -20,6 +20,8 @@ flags.mark_flag_as_required("workdir")
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  from lm_jax import sampling  # Deferred: imports jax.
+
   samples = sampling.sample_from_workdir(
     _WORKDIR.value, _NUM.value, _TEMPERATURE.value, _SEED.value, _TOP_K.value, _MAX_LEN.value
   )

@@ -8,7 +8,7 @@ from its latest checkpoint.
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from lm_jax import cli, train
+from lm_jax import cli
 
 _CONFIG = config_flags.DEFINE_config_file(
   "config",
@@ -26,6 +26,8 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.INFO)
+  from lm_jax import train  # Deferred: a refused flag or config costs no jax start-up.
+
   train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
 
 

@@ -5,17 +5,11 @@ from __future__ import annotations
 import os
 import time
 
-import jax
 import ml_collections
 from absl import logging
 
 from lm_jax import evaluation
-from lm_jax.data.pipeline import load_data
 from lm_jax.errors import WorkdirError
-from lm_jax.ngram import arpa
-from lm_jax.ngram.model import NGramLM
-from lm_jax.ngram.sample import sample
-from lm_jax.ngram.smoothing import NORMALIZED
 from lm_jax.ngram.spec import NGramSpec, parse_ngram
 from lm_jax.rundir import RunDir
 
@@ -54,6 +48,15 @@ def _refuse_another_config(spec: NGramSpec, rd: RunDir) -> None:
 
 
 def _run(spec: NGramSpec, rd: RunDir, say) -> dict:
+  # Deferred: jax starts only once the config and the workdir have been accepted.
+  import jax
+
+  from lm_jax.data.pipeline import load_data
+  from lm_jax.ngram import arpa
+  from lm_jax.ngram.model import NGramLM
+  from lm_jax.ngram.sample import sample
+  from lm_jax.ngram.smoothing import NORMALIZED
+
   _refuse_another_config(spec, rd)
   # A rerun must not leave the previous run's outputs beside the new config.
   rd.remove_outputs("model.arpa", "samples.txt", "valid.tokens.tsv", "test.tokens.tsv")
