@@ -167,7 +167,7 @@ def test_no_intact_checkpoint_is_one_line_and_keeps_everything(tmp_path):
 
 def test_a_kill_before_the_first_checkpoint_duplicates_no_record(tmp_path):
   args = [
-    "--config.train.num_steps=600",
+    "--config.train.num_steps=200",
     "--config.train.checkpoint_every_steps=100000",
     "--config.train.log_every_steps=2",
   ]

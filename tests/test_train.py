@@ -1,6 +1,7 @@
 """Training engine: golden eval, batch-size invariance, schedules, determinism, resume, NaN stop."""
 
 import dataclasses
+import functools
 import math
 
 import jax
@@ -183,16 +184,18 @@ def test_manual_bptt_step_matches_autodiff(pydoc):
     spec, cfg, state = built(tiny(model__grad=grad, model__num_layers=1, model__dropout=0.0), vocab)
     stream = batching.train_stream(splits["train"], vocab.bos_id, 4, 8)
     data = {"inputs": jnp.asarray(stream.inputs_BxR), "targets": jnp.asarray(stream.targets_BxR)}
-    for _ in range(3):
-      state = train.train_step(
-        state,
-        data,
+    step = jax.jit(
+      functools.partial(
+        train.train_step,
         model_cfg=cfg,
         optim_cfg=spec.optim,
         train_cfg=spec.train,
         steps_per_epoch=stream.steps_per_epoch,
         total_steps=12,
       )
+    )
+    for _ in range(3):
+      state = step(state, data)
     results.append(jax.device_get(state))
   jax.tree.map(
     lambda a, m: np.testing.assert_allclose(a, m, rtol=1e-4, atol=1e-6),
