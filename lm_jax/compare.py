@@ -8,6 +8,7 @@ import math
 import os
 
 from lm_jax.errors import LMJaxError
+from lm_jax.metric_writer import final_records
 from lm_jax.rundir import RunDir
 
 
@@ -25,7 +26,7 @@ class Run:
 
   def finals(self) -> dict[str, dict]:
     """The last evaluation record of each split."""
-    return {r["split"]: r for r in self.records if r.get("kind") == "eval"}
+    return final_records(self.records)
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:

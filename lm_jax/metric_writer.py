@@ -98,6 +98,11 @@ class MetricWriter:
       self._tb = None
 
 
+def final_records(records: list[dict]) -> dict[str, dict]:
+  """The last evaluation record of each split."""
+  return {r["split"]: r for r in records if r.get("kind") == "eval"}
+
+
 def parse_records(text: str) -> tuple[list[dict], list[int]]:
   """Records of a ``metrics.jsonl`` text (``"inf"``/``"nan"`` back to floats) and torn line numbers."""
   out, torn = [], []

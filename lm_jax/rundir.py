@@ -25,7 +25,7 @@ from absl import logging
 from lm_jax.environment import environment
 from lm_jax.errors import WorkdirError
 from lm_jax.lock import LOCK, WorkdirLock
-from lm_jax.metric_writer import MetricWriter, parse_records
+from lm_jax.metric_writer import MetricWriter, final_records, parse_records
 
 KINDS = ("neural", "ngram", "lecture", "interpolation")
 # Every file lm_jax may write into a run directory; nothing else is ever replaced or removed.
@@ -293,7 +293,7 @@ class RunDir:
 
   def final_records(self) -> dict[str, dict]:
     """The last evaluation record of each split."""
-    return {r["split"]: r for r in self.read_metrics() if r.get("kind") == "eval"}
+    return final_records(self.read_metrics())
 
   def read_token_dump(self, split: str):
     """``(tokens, ln_p, oov)`` of ``{split}.tokens.tsv``, checked against the run's eval record."""

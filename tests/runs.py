@@ -1,5 +1,6 @@
 """Test helpers: read a run directory's records the way lm_jax's own readers do."""
 
+from lm_jax.metric_writer import final_records
 from lm_jax.rundir import RunDir
 
 
@@ -8,6 +9,4 @@ def run_metrics(workdir) -> list[dict]:
   return RunDir.open(str(workdir)).read_metrics()
 
 
-def finals_of(records: list[dict]) -> dict[str, dict]:
-  """The last evaluation record of each split."""
-  return {r["split"]: r for r in records if r.get("kind") == "eval"}
+finals_of = final_records  # The last evaluation record of each split.
