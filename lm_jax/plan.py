@@ -95,9 +95,7 @@ def plan(spec: NeuralSpec, vocab, stream_len: int, tokens: int) -> Plan:
     k: jax.ShapeDtypeStruct((t.batch_size, cols), jnp.int32, sharding=data_sharding)
     for k in ("inputs", "targets")
   }
-  state = jax.tree.map(
-    lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract, shardings
-  )
+  state = step_lib.placed(abstract, shardings)
   steps_per_epoch = cols // t.seq_len
   total = t.num_steps or t.num_epochs * steps_per_epoch
   step_fn = step_lib.jit_train_step(

@@ -133,13 +133,7 @@ def _run(spec: NeuralSpec, run: RunDir, mesh, clock_start: float, stop_after: in
   if start is None:
     state = jax.jit(init, out_shardings=shardings)()
   else:  # Restored straight onto its shardings.
-    state = ckpt.restore(
-      jax.tree.map(
-        lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract, shardings
-      ),
-      meta,
-      start,
-    )
+    state = ckpt.restore(step_lib.placed(abstract, shardings), meta, start)
     logging.info("resuming from the checkpoint at step %d of %d", start, total)
   writer = run.metrics(tensorboard=True, purge_step=start or 0)
   writer.rewind(start or 0)  # Records after the restored step (or all, from 0) come again.

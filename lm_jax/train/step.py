@@ -75,6 +75,13 @@ def state_shardings(state: TrainState, mesh, batch_size: int) -> TrainState:
   )
 
 
+def placed(abstract: TrainState, shardings: TrainState) -> TrainState:
+  """Shapes and dtypes with their shardings: what a restore or a compile targets."""
+  return jax.tree.map(
+    lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract, shardings
+  )
+
+
 def _manual_sum_nll(params, carry, inputs_BxT, targets_BxT, cfg: ModelConfig):
   from lm_jax.models.bptt import manual_elman_sum_nll  # Deferred: only grad="manual" needs it.
 
