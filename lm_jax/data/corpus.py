@@ -38,13 +38,18 @@ class RawCorpus:
   source: str
 
   def describe(self) -> dict:
-    return {
-      "name": self.name,
-      "level": self.level,
-      "source": self.source,
-      "checksums": self.checksums,
-      "sentences": {k: len(v) for k, v in self.splits.items()},
-    }
+    return describe(self, {k: len(v) for k, v in self.splits.items()})
+
+
+def describe(corpus, sentences: dict[str, int]) -> dict:
+  """What ``run.json`` records of a corpus (any object with name, level, source, checksums)."""
+  return {
+    "name": corpus.name,
+    "level": corpus.level,
+    "source": corpus.source,
+    "checksums": corpus.checksums,
+    "sentences": sentences,
+  }
 
 
 def sha256_file(path: str | os.PathLike) -> str:

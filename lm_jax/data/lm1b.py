@@ -23,6 +23,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from lm_jax.data.corpus import describe
 from lm_jax.data.tokens import TokenArray, encode_sentences
 from lm_jax.data.vocab import Vocab
 from lm_jax.errors import CorpusError
@@ -52,13 +53,7 @@ class ShardedCorpus:
   sentences: dict[str, int]
 
   def describe(self) -> dict:
-    return {
-      "name": self.name,
-      "level": self.level,
-      "source": self.source,
-      "checksums": self.checksums,
-      "sentences": self.sentences,
-    }
+    return describe(self, self.sentences)
 
 
 def extract(archive: pathlib.Path) -> pathlib.Path:
@@ -112,11 +107,15 @@ def _concat(parts: list[TokenArray]) -> TokenArray:
 
 def load(
   archive: pathlib.Path,
+  sha256: str,
   min_count: int | None = None,
   max_size: int | None = None,
   vocab: Vocab | None = None,
 ) -> tuple[ShardedCorpus, Vocab, dict[str, TokenArray]]:
-  """Vocabulary from the training shards, then every split encoded shard by shard."""
+  """Vocabulary from the training shards, then every split encoded shard by shard.
+
+  ``sha256`` is the archive's verified checksum, recorded with the run.
+  """
   root = extract(archive)
   if vocab is None:
     vocab = Vocab.build(
@@ -133,6 +132,6 @@ def load(
       raise CorpusError(f"the {split} shards of {root} are empty; extract the archive again.")
     arrays[split] = _concat(parts)
   info = ShardedCorpus(
-    NAME, "word", {archive.name: ""}, str(root), {s: a.num_sentences for s, a in arrays.items()}
+    NAME, "word", {archive.name: sha256}, str(root), {s: a.num_sentences for s, a in arrays.items()}
   )
   return info, vocab, arrays

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import ml_collections
 
 from lm_jax.data import corpus as corpus_lib
@@ -32,8 +30,7 @@ def load_data(
   if data.name == lm1b.NAME:  # 0.8B words: read shard by shard, never as one text.
     spec = corpus_lib.REGISTRY[lm1b.NAME]
     archive = corpus_lib.locate_file(spec, spec.files[0], data.dir, data.download)
-    info, vocab, arrays = lm1b.load(archive, data.min_count, data.max_size, vocab)
-    return dataclasses.replace(info, checksums={archive.name: spec.files[0].sha256}), vocab, arrays
+    return lm1b.load(archive, spec.files[0].sha256, data.min_count, data.max_size, vocab)
   raw = corpus_lib.load(
     name=data.name, data_dir=data.dir, file=data.file, level=data.level, download=data.download
   )
