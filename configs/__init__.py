@@ -47,6 +47,10 @@ def make_tiny(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.model.embed_dim = c.model.hidden_dim = 16
   c.model.num_layers = min(c.model.num_layers, 2)
   c.model.context = min(c.model.context, 3)
+  if c.model.get("output") == "adaptive":  # Cutoffs inside the embedded corpus's ~2,300 ids.
+    c.model.adaptive_cutoffs = "200,1000"
+  c.model.num_sampled = min(c.model.get("num_sampled", 64), 64)
+  c.model.num_classes = min(c.model.get("num_classes", 20), 20)
   c.train.batch_size, c.train.seq_len = 4, 8
   c.train.num_steps = 30
   c.train.log_every_steps, c.train.checkpoint_every_steps = 10, 20

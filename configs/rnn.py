@@ -80,7 +80,47 @@ def char_shakespeare():
   return c
 
 
-PRESETS = {f.__name__: f for f in (elman_ptb, lstm_small_ptb, lstm_medium_ptb, char_shakespeare)}
+def lstm_small_ptb_adaptive():
+  """``lstm_small_ptb`` with an adaptive softmax: head of 1000 ids, clusters [1000, 4000), [4000, V)."""
+  c = lstm_small_ptb()
+  c.model.update(output="adaptive", adaptive_cutoffs="1000,4000", adaptive_div=2.0)
+  return c
+
+
+def lstm_small_ptb_class():
+  """``lstm_small_ptb`` with Mikolov's class factorization: 100 frequency bins."""
+  c = lstm_small_ptb()
+  c.model.update(output="class", num_classes=100)
+  return c
+
+
+def lstm_small_ptb_sampled():
+  """``lstm_small_ptb`` trained with a sampled softmax of 1024 log-uniform candidates."""
+  c = lstm_small_ptb()
+  c.model.update(output="sampled", num_sampled=1024)
+  return c
+
+
+def elman_maxent_ptb():
+  """``elman_ptb`` plus MaxEnt n-gram features up to order 3 (RNNME, Mikolov et al. 2011)."""
+  c = elman_ptb()
+  c.model.update(maxent_order=3, maxent_hash_size=1 << 22)
+  return c
+
+
+PRESETS = {
+  f.__name__: f
+  for f in (
+    elman_ptb,
+    lstm_small_ptb,
+    lstm_medium_ptb,
+    char_shakespeare,
+    lstm_small_ptb_adaptive,
+    lstm_small_ptb_class,
+    lstm_small_ptb_sampled,
+    elman_maxent_ptb,
+  )
+}
 
 
 def get_config(arg: str | None = None):

@@ -29,40 +29,46 @@ def _softmax_minus_onehot(logits_NxV, lse_N, targets_N, g_N):
   return (jnp.exp(logits_NxV - lse_N[:, None]) - onehot_NxV) * g_N[:, None]
 
 
-def _output_fwd_parts(h_NxH, w_HxV, b_V, targets_N):
+def _output_fwd_parts(h_NxH, w_HxV, b_V, targets_N, extra_NxV):
   # The bias as one more row of W against a column of ones: the logits come out of
   # the matmul whole, and the backward pass gets ∂b in the same matmul as ∂W.
   h1_NxH1 = jnp.concatenate([h_NxH, jnp.ones((h_NxH.shape[0], 1), h_NxH.dtype)], axis=1)
   w1_H1xV = jnp.concatenate([w_HxV, b_V[None]], axis=0)
   logits_NxV = h1_NxH1 @ w1_H1xV
+  if extra_NxV is not None:  # MaxEnt scores, added to the logits.
+    logits_NxV = logits_NxV + extra_NxV
   m_Nx1 = jax.lax.stop_gradient(logits_NxV.max(axis=-1, keepdims=True))
   lse_N = jnp.log(jnp.exp(logits_NxV - m_Nx1).sum(axis=-1)) + m_Nx1[:, 0]
   # The target's logit from W's column, not from the logits: they stay single-use.
   picked_N = (h_NxH * jnp.take(w_HxV, targets_N, axis=1).T).sum(-1) + b_V[targets_N]
+  if extra_NxV is not None:
+    picked_N = picked_N + jnp.take_along_axis(extra_NxV, targets_N[:, None], axis=1)[:, 0]
   return h1_NxH1, logits_NxV, lse_N, lse_N - picked_N
 
 
 @jax.custom_vjp
-def _output_nll(h_NxH, w_HxV, b_V, targets_N):
-  return _output_fwd_parts(h_NxH, w_HxV, b_V, targets_N)[3]
+def output_nll(h_NxH, w_HxV, b_V, targets_N, extra_NxV=None):
+  """``-ln softmax(h W + b [+ extra])[target]`` per row, with a fused backward pass."""
+  return _output_fwd_parts(h_NxH, w_HxV, b_V, targets_N, extra_NxV)[3]
 
 
-def _output_fwd(h_NxH, w_HxV, b_V, targets_N):
-  h1_NxH1, logits_NxV, lse_N, nll_N = _output_fwd_parts(h_NxH, w_HxV, b_V, targets_N)
-  return nll_N, (h1_NxH1, w_HxV, logits_NxV, lse_N, targets_N)
+def _output_fwd(h_NxH, w_HxV, b_V, targets_N, extra_NxV=None):
+  h1_NxH1, logits_NxV, lse_N, nll_N = _output_fwd_parts(h_NxH, w_HxV, b_V, targets_N, extra_NxV)
+  marker = None if extra_NxV is None else jnp.zeros((), logits_NxV.dtype)
+  return nll_N, (h1_NxH1, w_HxV, logits_NxV, lse_N, targets_N, marker)
 
 
 def _output_bwd(res, g_N):
-  h1_NxH1, w_HxV, logits_NxV, lse_N, targets_N = res
+  h1_NxH1, w_HxV, logits_NxV, lse_N, targets_N, marker = res
   d_NxV = _softmax_minus_onehot(logits_NxV, lse_N, targets_N, g_N)
   dw1_H1xV = h1_NxH1.T @ d_NxV  # [∂W; ∂b]
-  return d_NxV @ w_HxV.T, dw1_H1xV[:-1], dw1_H1xV[-1], None
+  return d_NxV @ w_HxV.T, dw1_H1xV[:-1], dw1_H1xV[-1], None, None if marker is None else d_NxV
 
 
-_output_nll.defvjp(_output_fwd, _output_bwd)
+output_nll.defvjp(_output_fwd, _output_bwd)
 
 
 def output_sum_nll(h_BxTxH, w_HxV, b_V, targets_BxT):
   """``Σ -ln softmax(h W + b)[target]`` over every position (float32)."""
   h_NxH = h_BxTxH.astype(jnp.float32).reshape(-1, h_BxTxH.shape[-1])
-  return _output_nll(h_NxH, w_HxV, b_V, targets_BxT.reshape(-1)).sum()
+  return output_nll(h_NxH, w_HxV, b_V, targets_BxT.reshape(-1)).sum()

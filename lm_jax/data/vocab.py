@@ -32,6 +32,9 @@ class Vocab:
 
   tokens: tuple[str, ...]
   level: str = "word"
+  # Training count of each predictable id (<unk>: every replaced token; </s>: sentences), for
+  # the class output layer's frequency bins.  Not part of the identity (hash, equality).
+  counts: tuple[int, ...] | None = dataclasses.field(default=None, compare=False)
 
   def __post_init__(self):
     if self.level not in LEVELS:
@@ -43,6 +46,11 @@ class Vocab:
       )
     if len(set(self.tokens)) != len(self.tokens):
       raise VocabError("the vocabulary lists a token twice; rebuild it with Vocab.build().")
+    if self.counts is not None and len(self.counts) != self.num_predictable:
+      raise VocabError(
+        f"the vocabulary has {len(self.counts)} counts for {self.num_predictable} predictable "
+        "tokens; rebuild it with Vocab.build()."
+      )
 
   @functools.cached_property
   def index(self) -> dict[str, int]:
@@ -74,8 +82,10 @@ class Vocab:
     if min_count < 1:
       raise VocabError(f"min_count must be >= 1, got {min_count}.")
     counts = collections.Counter()
+    num_sentences = 0
     for sent in sentences:
       counts.update(sent)
+      num_sentences += 1
     for reserved in (BOS, EOS):
       if counts.get(reserved) and level == "word":
         raise VocabError(
@@ -83,13 +93,18 @@ class Vocab:
           f"({counts[reserved]} times); lm_jax adds sentence boundaries itself, "
           "so remove or rename it in the text."
         )
-    counts.pop(UNK, None)  # PTB-style text marks rare words with <unk> already.
+    unk = counts.pop(UNK, 0)  # PTB-style text marks rare words with <unk> already.
     kept = sorted((t for t, c in counts.items() if c >= min_count), key=lambda t: (-counts[t], t))
     if max_size is not None:
       if max_size < 3:
         raise VocabError(f"max_size must leave room for <unk>, </s>, <s>; got {max_size}.")
       kept = kept[: max_size - 3]
-    return cls(tokens=(UNK, EOS, *kept, BOS), level=level)
+    unk += sum(counts.values()) - sum(counts[t] for t in kept)
+    return cls(
+      tokens=(UNK, EOS, *kept, BOS),
+      level=level,
+      counts=(unk, num_sentences, *(counts[t] for t in kept)),
+    )
 
   def encode(self, tokens: Sequence[str]) -> np.ndarray:
     """Maps tokens to int32 ids; unknown tokens become ``<unk>``."""
@@ -103,13 +118,19 @@ class Vocab:
     toks = [t for t in self.decode(ids) if t not in (BOS, EOS)]
     return ("" if self.level == "char" else " ").join(toks)
 
-  def to_json(self) -> str:
+  def _identity_json(self) -> str:
     return json.dumps({"level": self.level, "tokens": list(self.tokens)}, ensure_ascii=False)
+
+  def to_json(self) -> str:
+    if self.counts is None:
+      return self._identity_json()
+    obj = {"level": self.level, "tokens": list(self.tokens), "counts": list(self.counts)}
+    return json.dumps(obj, ensure_ascii=False)
 
   @functools.cached_property
   def hash(self) -> str:
-    """Content hash: equal for vocabularies that map every token to the same id."""
-    return hashlib.sha256(self.to_json().encode("utf-8")).hexdigest()[:16]
+    """Content hash: equal for vocabularies that map every token to the same id (counts aside)."""
+    return hashlib.sha256(self._identity_json().encode("utf-8")).hexdigest()[:16]
 
   def save(self, path: str | os.PathLike) -> None:
     with open(path, "w", encoding="utf-8") as f:
@@ -136,4 +157,13 @@ class Vocab:
       raise VocabError(
         f"{path} lacks a 'tokens' list of strings; it should be the vocab.json a run wrote."
       )
-    return cls(tokens=tuple(obj["tokens"]), level=obj.get("level", "word"))
+    counts = obj.get("counts")
+    if counts is not None and not (
+      isinstance(counts, list) and all(isinstance(c, int) and c >= 0 for c in counts)
+    ):
+      raise VocabError(f"{path} has a 'counts' entry that is not a list of counts; rebuild it.")
+    return cls(
+      tokens=tuple(obj["tokens"]),
+      level=obj.get("level", "word"),
+      counts=None if counts is None else tuple(counts),
+    )

@@ -4,9 +4,10 @@ Every model family exposes the same three functions, bundled as a ``Model``:
 
 - ``init(rng, cfg) -> params``
 - ``init_carry(cfg, batch_size) -> carry`` (the state passed between segments)
-- ``apply(params, carry, inputs_BxT, cfg, *, rng=None, train=False, hidden=False) -> (logits_BxTxV, carry)``
-  (``hidden=True``: the softmax layer's input ``h_BxTxH`` instead of the logits, for
-  ``losses.output_sum_nll``)
+- ``apply(params, carry, inputs_BxT, cfg, *, rng=None, train=False, hidden=False) -> (scores_BxTxV, carry)``
+  (scores: ``log_softmax`` of them is the exact log-probability, whatever
+  ``model.output`` is; ``hidden=True``: the output layer's inputs ``{"h": h_BxTxH, ..}``
+  instead, for ``output_layers.train_sum_nll``)
 
 ``inputs_BxT`` is the lm_jax input stream (``<s>`` where a sentence starts,
 see ``lm_jax.data.batching``), ``V`` is ``cfg.out_vocab`` (every id but ``<s>``).
@@ -30,15 +31,40 @@ class ModelConfig(ModelSettings):
   in_vocab: int  # embedding rows: vocab.size (includes <s>)
   out_vocab: int  # softmax outputs: vocab.num_predictable
   bos_id: int
+  class_bounds: tuple[int, ...] = ()  # output="class": first id of each class, then V
 
   @classmethod
   def build(cls, settings: ModelSettings, vocab) -> ModelConfig:
     """The model of ``settings`` over ``vocab`` (known only once the data is loaded)."""
+    from lm_jax.errors import ConfigError
+
+    v = vocab.num_predictable
+    bounds = ()
+    if settings.output == "class":
+      if vocab.counts is None:
+        raise ConfigError(
+          "model.output='class' bins words by their training counts, and this run's "
+          "vocab.json has none (written by an older lm_jax); start a new run."
+        )
+      from lm_jax.models.output_layers import frequency_classes
+
+      bounds = frequency_classes(vocab.counts, settings.num_classes)
+    if settings.output == "adaptive" and settings.cutoffs[-1] >= v:
+      raise ConfigError(
+        f"model.adaptive_cutoffs={settings.adaptive_cutoffs!r} must stay below the "
+        f"{v} predictable ids of this vocabulary; lower the last cutoff."
+      )
+    if settings.maxent_order and settings.maxent_hash_size < 2 * v:
+      raise ConfigError(
+        f"model.maxent_hash_size={settings.maxent_hash_size} must be at least twice the "
+        f"{v} predictable ids (each feature reads a slice of V weights); raise it."
+      )
     return cls(
       **dataclasses.asdict(settings),
       in_vocab=vocab.size,
-      out_vocab=vocab.num_predictable,
+      out_vocab=v,
       bos_id=vocab.bos_id,
+      class_bounds=bounds,
     )
 
 
@@ -81,28 +107,21 @@ def dropout(x, rate: float, rng, train: bool):
 
 
 def init_output(key, cfg: ModelConfig) -> dict:
-  """Softmax layer over the predictable ids; with tying only the bias is new."""
-  import jax.numpy as jnp
+  """The output layer's params (``lm_jax.models.output_layers``)."""
+  from lm_jax.models import output_layers
 
-  out = {"b_o": jnp.zeros((cfg.out_vocab,), "float32")}
-  if not cfg.tie_weights:
-    out["W_o"] = uniform(key, (cfg.output_dim, cfg.out_vocab), cfg.init_scale)
-  return out
+  return output_layers.init(key, cfg)
 
 
 def output_weights(params: dict, cfg: ModelConfig):
   """``(W_HxV, b_V)`` of the softmax layer; tied: ``embed[:V_out].T`` (``<s>``'s row is input-only)."""
-  if cfg.tie_weights:
-    return params["embed"][: cfg.out_vocab].T, params["b_o"]
-  return params["W_o"], params["b_o"]
+  from lm_jax.models import output_layers
+
+  return output_layers.output_weights(params, cfg)
 
 
-def output_logits(params: dict, h_BxTxH, cfg: ModelConfig):
-  """``h @ W_o + b_o`` (see ``output_weights``)."""
-  w_HxV, b_V = output_weights(params, cfg)
-  return h_BxTxH @ w_HxV + b_V
+def output(params: dict, feats: dict, cfg: ModelConfig, hidden: bool):
+  """What ``apply`` returns: the scores, or with ``hidden=True`` the output layer's inputs."""
+  from lm_jax.models import output_layers
 
-
-def output(params: dict, h_BxTxH, cfg: ModelConfig, hidden: bool):
-  """What ``apply`` returns: the logits, or with ``hidden=True`` the softmax layer's input."""
-  return h_BxTxH if hidden else output_logits(params, h_BxTxH, cfg)
+  return feats if hidden else output_layers.scores(params, feats, cfg)

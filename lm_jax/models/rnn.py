@@ -84,11 +84,21 @@ def init(rng, cfg: ModelConfig) -> dict:
 
 
 def init_carry(cfg: ModelConfig, batch_size: int) -> list[dict]:
-  """The zero state every sequence (and, with reset_at_eos, every sentence) starts from."""
+  """The zero state every sequence (and, with reset_at_eos, every sentence) starts from.
+
+  With MaxEnt one more entry follows the layers' states: the last ``maxent_order - 1``
+  inputs (all ``<s>`` before any text), the history of the n-gram features.
+  """
   zeros = lambda d: jnp.zeros((batch_size, d), "float32")
   if cfg.kind == "lstm":
-    return [{"h": zeros(cfg.output_dim), "c": zeros(cfg.hidden_dim)} for _ in range(cfg.num_layers)]
-  return [{"h": zeros(cfg.hidden_dim)} for _ in range(cfg.num_layers)]
+    carry = [
+      {"h": zeros(cfg.output_dim), "c": zeros(cfg.hidden_dim)} for _ in range(cfg.num_layers)
+    ]
+  else:
+    carry = [{"h": zeros(cfg.hidden_dim)} for _ in range(cfg.num_layers)]
+  if cfg.maxent_order:
+    carry.append({"history": jnp.full((batch_size, cfg.maxent_order - 1), cfg.bos_id, jnp.int32)})
+  return carry
 
 
 def input_projection(layer: dict, x_BxTxD, kind: str):
@@ -158,4 +168,12 @@ def apply(
     c, h_BxTxH = run_layer(layer, c, x_BxTxD, reset_BxT, cfg)
     x_BxTxD = dropout(h_BxTxH, cfg.dropout, key, train)
     new_carry.append(c)
-  return output(params, x_BxTxD, cfg, hidden), new_carry
+  feats = {"h": x_BxTxD}
+  if cfg.maxent_order:  # The n-gram history, <s>-padded at sentence starts (as the window model).
+    from lm_jax.models.output_layers import maxent_offsets
+    from lm_jax.models.window import windows
+
+    ctx_BxTxC, history = windows(carry[-1]["history"], inputs_BxT, cfg.bos_id)
+    feats["maxent"] = maxent_offsets(ctx_BxTxC, cfg)
+    new_carry.append({"history": history})
+  return output(params, feats, cfg, hidden), new_carry

@@ -76,4 +76,4 @@ def apply(
   e_BxTxCE = dropout(e_BxTxCE, cfg.dropout, k_e, train)
   act = jnp.tanh if cfg.activation == "tanh" else jax.nn.sigmoid
   h_BxTxH = dropout(act(e_BxTxCE @ params["W_h"] + params["b_h"]), cfg.dropout, k_h, train)
-  return output(params, h_BxTxH, cfg, hidden), {"history": history_BxC}
+  return output(params, {"h": h_BxTxH}, cfg, hidden), {"history": history_BxC}

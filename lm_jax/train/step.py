@@ -17,8 +17,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lm_jax import losses, optim, parallel
-from lm_jax.models import ModelConfig, get_model, output_weights
+from lm_jax import optim, parallel
+from lm_jax.models import ModelConfig, get_model, output_layers
 from lm_jax.spec import OptimConfig, TrainConfig
 
 # A run stops when its loss per token exceeds this many times the uniform model's ln V:
@@ -119,10 +119,11 @@ def train_step(
     if cfg.grad == "manual":
       sum_nll, new_carry = _manual_sum_nll(params, carry, inputs_BxT, targets_BxT, cfg)
     else:
-      h_BxTxH, new_carry = model.apply(
+      feats, new_carry = model.apply(
         params, carry, inputs_BxT, cfg, rng=rng, train=True, hidden=True
       )
-      sum_nll = losses.output_sum_nll(h_BxTxH, *output_weights(params, cfg), targets_BxT)
+      sampling_rng = jax.random.fold_in(rng, 1 << 30)  # sampled softmax's candidates
+      sum_nll = output_layers.train_sum_nll(params, feats, targets_BxT, cfg, sampling_rng)
     return sum_nll / normalizer, (sum_nll, new_carry)
 
   (_, (sum_nll, new_carry)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
