@@ -83,7 +83,7 @@ def char_shakespeare():
 def lstm_small_ptb_adaptive():
   """``lstm_small_ptb`` with an adaptive softmax: head of 1000 ids, clusters [1000, 4000), [4000, V)."""
   c = lstm_small_ptb()
-  c.model.update(output="adaptive", adaptive_cutoffs="1000,4000", adaptive_div=2.0)
+  c.model.update(output="adaptive", adaptive_cutoffs="1000,4000", adaptive_div=1.0)
   return c
 
 
@@ -105,6 +105,10 @@ def elman_maxent_ptb():
   """``elman_ptb`` plus MaxEnt n-gram features up to order 3 (RNNME, Mikolov et al. 2011)."""
   c = elman_ptb()
   c.model.update(maxent_order=3, maxent_hash_size=1 << 22)
+  # The n-gram weights learn fast: 8 epochs, Adam's rate halved each epoch after the 4th.
+  c.train.num_epochs = 8
+  c.optim.update(schedule="epoch_decay", decay_after_epochs=4, decay_rate=0.5)
+  c.optim.plateau.enabled = False
   return c
 
 

@@ -69,7 +69,7 @@ class ModelSettings:
   )
   adaptive_div: float = 4.0  # adaptive: cluster i projects to output_dim // div ** (i + 1)
   num_classes: int = 100  # class: frequency bins of Mikolov's RNNLM toolkit
-  num_sampled: int = 1024  # sampled: candidates drawn per step (log-uniform, with replacement)
+  num_sampled: int = 1024  # sampled: distinct log-uniform candidates per step
   sampled_loss: str = "softmax"  # sampled: "softmax" (Jean et al. 2015) or "blackout" (Ji et al.)
   maxent_order: int = 0  # RNN + MaxEnt (Mikolov et al. 2011): n-gram features up to this order
   maxent_hash_size: int = 1 << 22  # MaxEnt: weights in the hash table
@@ -112,6 +112,7 @@ class OptimConfig:
   schedule: str = "constant"
   decay_rate: float = 0.5  # epoch_decay: factor per epoch once decay starts
   decay_after_epochs: int = 4  # epoch_decay: epochs at the full rate (Zaremba's max_epoch)
+  sparse_embedding: bool = False  # SGD: update only the embedding rows a step used (large V)
   plateau: bool = False
   plateau_factor: float = 0.5
   plateau_patience: int = 1
@@ -295,6 +296,12 @@ def parse_optim(section: dict[str, Any]) -> OptimConfig:
     raise ConfigError(f"optim.learning_rate must be > 0, got {cfg.learning_rate}.")
   if cfg.clip_norm < 0:
     raise ConfigError(f"optim.clip_norm must be >= 0 (0 = no clipping), got {cfg.clip_norm}.")
+  if cfg.sparse_embedding and (cfg.name != "sgd" or cfg.momentum or cfg.weight_decay):
+    raise ConfigError(
+      "optim.sparse_embedding updates only the embedding rows a step used, which is exact "
+      "for plain SGD only; set optim.name='sgd', momentum=0, weight_decay=0, or "
+      "optim.sparse_embedding=False."
+    )
   if cfg.plateau and not (0 < cfg.plateau_factor < 1 and cfg.plateau_patience >= 1):
     raise ConfigError(
       "optim.plateau needs 0 < factor < 1 and patience >= 1 (epochs without "
@@ -348,16 +355,17 @@ def parse_neural(config: ml_collections.ConfigDict) -> NeuralSpec:
       "the window model needs train.carry_state=True (its state is the last "
       "words; resetting it would make every segment look like a sentence start)."
     )
+  optim = parse_optim(section(config, "optim"))
+  if optim.sparse_embedding and (
+    model.kind == "window" or model.tie_weights or model.grad == "manual"
+  ):
+    raise ConfigError(
+      "optim.sparse_embedding needs a recurrent model (elman, lstm, gru) whose embedding is "
+      "used only as input (model.tie_weights=False, model.grad='autodiff'); set "
+      "optim.sparse_embedding=False."
+    )
   data = parse_data(section(config, "data"))
-  return NeuralSpec(
-    _seed(config),
-    data,
-    model,
-    parse_optim(section(config, "optim")),
-    train,
-    evals,
-    recorded(config, data),
-  )
+  return NeuralSpec(_seed(config), data, model, optim, train, evals, recorded(config, data))
 
 
 def check_sampling(temperature: float, num_samples: int, max_len: int, key: str = "") -> None:

@@ -54,6 +54,11 @@ class ModelConfig(ModelSettings):
         f"model.adaptive_cutoffs={settings.adaptive_cutoffs!r} must stay below the "
         f"{v} predictable ids of this vocabulary; lower the last cutoff."
       )
+    if settings.output == "sampled" and settings.num_sampled > v:
+      raise ConfigError(
+        f"model.num_sampled={settings.num_sampled} distinct candidates cannot be drawn from "
+        f"{v} ids; lower it (a few percent of the vocabulary is usual)."
+      )
     if settings.maxent_order and settings.maxent_hash_size < 2 * v:
       raise ConfigError(
         f"model.maxent_hash_size={settings.maxent_hash_size} must be at least twice the "

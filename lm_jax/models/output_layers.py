@@ -25,10 +25,11 @@ The layers (ids are frequency-sorted: ``<unk>``, ``</s>``, then by training coun
 - ``class`` (Goodman 2001; Mikolov's RNNLM toolkit): ``p(w) = p(c(w)) p(w | c(w))``
   with classes as frequency bins over the training counts, each a contiguous id
   range (``class_bounds``).  The within-class softmax shares one [D, V] matrix.
-- ``sampled`` (Jean et al. 2015, as TensorFlow's ``sampled_softmax_loss`` with
-  ``unique=False``): full parameters, trained on the target and ``num_sampled``
-  log-uniform candidates shared by the batch, each logit corrected by ``-log`` of its
-  expected count (``num_sampled * Q(k)``) and accidental hits removed; with
+- ``sampled`` (Jean et al. 2015, as TensorFlow's ``sampled_softmax_loss`` with its
+  default ``unique=True`` log-uniform sampler): full parameters, trained on the target
+  and ``num_sampled`` distinct candidates shared by the batch, each logit corrected by
+  ``-log`` of its expected count (``-expm1(tries * log1p(-Q(k)))``) and accidental hits
+  removed; as the sample covers the vocabulary the loss becomes the full one.  With
   ``sampled_loss="blackout"`` the BlackOut loss of Ji et al. (2015) on the same
   weighted samples.  Only training is sampled: scores are the full softmax.
 
@@ -193,7 +194,11 @@ def class_log_probs(params: dict, h, cfg):
   m = jax.ops.segment_max(jnp.moveaxis(logits, -1, 0), class_of, len(bounds) - 1)
   m = jax.lax.stop_gradient(jnp.moveaxis(m, 0, -1))
   z = jnp.moveaxis(
-    jax.ops.segment_sum(jnp.moveaxis(jnp.exp(logits - m[..., class_of]), -1, 0), class_of), 0, -1
+    jax.ops.segment_sum(
+      jnp.moveaxis(jnp.exp(logits - m[..., class_of]), -1, 0), class_of, len(bounds) - 1
+    ),
+    0,
+    -1,
   )
   lse = jnp.log(z) + m
   return (class_lp - lse)[..., class_of] + logits
@@ -304,13 +309,51 @@ def sample_log_uniform(rng, num: int, v: int):
   return jnp.clip(k, 0, v - 1)
 
 
-def sampled_logits(h_NxD, w_DxV, b_V, t_N, sampled_S):
+def sample_unique(rng, num: int, v: int):
+  """TensorFlow's ``unique=True`` draw: log-uniform ids until ``num`` distinct ones.
+
+  Returns the distinct ids in the order first drawn and ``num_tries``, the number of
+  draws it took, from which each id's expected count is ``-expm1(tries * log1p(-Q))``.
+  Draws come in rounds of ``num``; within a round they are taken in order.
+  """
+  if num > v:
+    raise ValueError(f"cannot draw {num} distinct ids out of {v}")
+
+  def body(s):
+    key, seen, count, tries, out = s
+    key, sub = jax.random.split(key)
+    c = sample_log_uniform(sub, num, v)
+    order = jnp.argsort(c, stable=True)
+    sc = c[order]
+    first_sorted = jnp.concatenate([jnp.ones(1, bool), sc[1:] != sc[:-1]])
+    first = jnp.zeros(num, bool).at[order].set(first_sorted)
+    new = first & ~seen[c]
+    rank = jnp.cumsum(new)
+    take = new & (count + rank <= num)
+    out = out.at[jnp.where(take, count + rank - 1, num)].set(c, mode="drop")
+    seen = seen.at[jnp.where(take, c, v)].set(True, mode="drop")
+    taken = take.sum()
+    last = jnp.max(jnp.where(take, jnp.arange(num), -1))
+    tries = tries + jnp.where(count + taken >= num, last + 1, num)
+    return key, seen, count + taken, tries, out
+
+  init = (rng, jnp.zeros(v, bool), jnp.int32(0), jnp.int32(0), jnp.zeros(num, jnp.int32))
+  _, _, _, tries, out = jax.lax.while_loop(lambda s: s[2] < num, body, init)
+  return out, tries
+
+
+def log_expected_count(ids, tries, v: int):
+  """ln of TensorFlow's expected count for a unique draw: ``-expm1(tries * log1p(-Q(k)))``."""
+  q = jnp.exp(log_uniform_log_q(ids, v))
+  return jnp.log(-jnp.expm1(tries.astype(jnp.float32) * jnp.log1p(-q)))
+
+
+def sampled_logits(h_NxD, w_DxV, b_V, t_N, sampled_S, tries):
   """``[true | sampled]`` logits, each minus ln(expected count), accidental hits removed."""
-  v, s = w_DxV.shape[1], sampled_S.shape[0]
-  log_s = math.log(s)
-  true_N = (h_NxD * w_DxV[:, t_N].T).sum(-1) + b_V[t_N] - (log_s + log_uniform_log_q(t_N, v))
+  v = w_DxV.shape[1]
+  true_N = (h_NxD * w_DxV[:, t_N].T).sum(-1) + b_V[t_N] - log_expected_count(t_N, tries, v)
   samp_NxS = h_NxD @ w_DxV[:, sampled_S] + b_V[sampled_S]
-  samp_NxS = samp_NxS - (log_s + log_uniform_log_q(sampled_S, v))
+  samp_NxS = samp_NxS - log_expected_count(sampled_S, tries, v)
   hit_NxS = sampled_S[None, :] == t_N[:, None]
   samp_NxS = jnp.where(hit_NxS, jnp.finfo(jnp.float32).min, samp_NxS)
   return jnp.concatenate([true_N[:, None], samp_NxS], axis=1)
@@ -318,8 +361,8 @@ def sampled_logits(h_NxD, w_DxV, b_V, t_N, sampled_S):
 
 def sampled_sum_nll(h_NxD, w_DxV, b_V, t_N, rng, num_sampled: int, loss: str = "softmax"):
   """Sampled softmax (or BlackOut) loss summed over rows; one candidate set per step."""
-  sampled_S = sample_log_uniform(rng, num_sampled, w_DxV.shape[1])
-  logits = sampled_logits(h_NxD, w_DxV, b_V, t_N, sampled_S)
+  sampled_S, tries = sample_unique(rng, num_sampled, w_DxV.shape[1])
+  logits = sampled_logits(h_NxD, w_DxV, b_V, t_N, sampled_S, tries)
   logp = jax.nn.log_softmax(logits, axis=-1)
   if loss == "softmax":
     return -logp[:, 0].sum()

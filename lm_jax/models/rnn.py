@@ -157,11 +157,18 @@ def apply(
   rng=None,
   train: bool = False,
   hidden: bool = False,
+  embedded=None,
 ):
-  """Logits over the predictable ids for every position, and the carry after the segment."""
+  """Scores over the predictable ids for every position, and the carry after the segment.
+
+  ``embedded``: ``embed[inputs_BxT]`` computed by the caller (the sparse-embedding step
+  differentiates with respect to these rows instead of the whole matrix).
+  """
   use_dropout = train and cfg.dropout > 0
   keys = jax.random.split(rng, cfg.num_layers + 1) if use_dropout else [None] * (cfg.num_layers + 1)
-  x_BxTxD = dropout(params["embed"][inputs_BxT], cfg.dropout, keys[0], train)
+  if embedded is None:
+    embedded = params["embed"][inputs_BxT]
+  x_BxTxD = dropout(embedded, cfg.dropout, keys[0], train)
   reset_BxT = inputs_BxT == cfg.bos_id if cfg.reset_at_eos else None
   new_carry = []
   for layer, c, key in zip(params["layers"], carry, keys[1:]):

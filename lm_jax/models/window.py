@@ -67,6 +67,7 @@ def apply(
   rng=None,
   train: bool = False,
   hidden: bool = False,
+  embedded=None,  # Only recurrent models take pre-gathered rows (optim.sparse_embedding).
 ):
   """Logits over the predictable ids for every position, and the new history."""
   ctx_BxTxC, history_BxC = windows(carry["history"], inputs_BxT, cfg.bos_id)

@@ -115,23 +115,30 @@ def train_step(
   tokens = t.batch_size * t.seq_len
   normalizer = float(t.batch_size if t.loss_normalizer == "sequences" else tokens)
 
-  def loss_fn(params):
+  def loss_fn(params, embedded=None):
     if cfg.grad == "manual":
       sum_nll, new_carry = _manual_sum_nll(params, carry, inputs_BxT, targets_BxT, cfg)
     else:
       feats, new_carry = model.apply(
-        params, carry, inputs_BxT, cfg, rng=rng, train=True, hidden=True
+        params, carry, inputs_BxT, cfg, rng=rng, train=True, hidden=True, embedded=embedded
       )
       sampling_rng = jax.random.fold_in(rng, 1 << 30)  # sampled softmax's candidates
       sum_nll = output_layers.train_sum_nll(params, feats, targets_BxT, cfg, sampling_rng)
     return sum_nll / normalizer, (sum_nll, new_carry)
 
-  (_, (sum_nll, new_carry)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-  updates, opt_state = optim.make_optimizer(optim_cfg).update(grads, state.opt_state, state.params)
   lr = (
     optim.learning_rate(optim_cfg, state.step, steps_per_epoch, total_steps) * state.plateau.scale
   )
-  params = optax.apply_updates(state.params, jax.tree.map(lambda u: -lr * u, updates))
+  if optim_cfg.sparse_embedding:
+    params, opt_state, sum_nll, new_carry = _sparse_embedding_sgd(
+      loss_fn, state, inputs_BxT, optim_cfg, lr
+    )
+  else:
+    (_, (sum_nll, new_carry)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    updates, opt_state = optim.make_optimizer(optim_cfg).update(
+      grads, state.opt_state, state.params
+    )
+    params = optax.apply_updates(state.params, jax.tree.map(lambda u: -lr * u, updates))
   acc = state.acc
   limit = DIVERGENCE_FACTOR * math.log(cfg.out_vocab) * tokens
   first_bad = (acc["bad_step"] < 0) & ~(sum_nll <= limit)  # NaN compares false: bad too.
@@ -150,6 +157,37 @@ def train_step(
     carry=jax.lax.stop_gradient(new_carry),
     acc=acc,
   )
+
+
+def _sparse_embedding_sgd(loss_fn, state: TrainState, inputs_BxT, optim_cfg: OptimConfig, lr):
+  """Plain SGD that touches only the embedding rows of this segment's inputs.
+
+  The loss is differentiated with respect to the gathered rows ``embed[inputs]``; the
+  rows' gradient is added back into ``embed`` in place (repeated ids accumulate).  The
+  global norm for clipping counts each id's summed gradient once, as the dense gradient
+  would, so the update equals dense SGD's up to float summation order.
+  """
+  embed = state.params["embed"]
+  rest = {k: v for k, v in state.params.items() if k != "embed"}
+  embedded = embed[inputs_BxT]
+  (_, (sum_nll, new_carry)), (g_rest, g_rows) = jax.value_and_grad(
+    lambda r, e: loss_fn({**r, "embed": embed}, e), argnums=(0, 1), has_aux=True
+  )(rest, embedded)
+  ids_N = inputs_BxT.reshape(-1)
+  g_NxE = g_rows.reshape(ids_N.shape[0], -1)
+  scale = jnp.ones((), jnp.float32)
+  if optim_cfg.clip_norm > 0:  # As optax.clip_by_global_norm over the dense gradient.
+    order = jnp.argsort(ids_N)
+    sorted_ids = ids_N[order]
+    segment = jnp.cumsum(jnp.concatenate([jnp.zeros(1, jnp.int32), (jnp.diff(sorted_ids) != 0)]))
+    per_id = jax.ops.segment_sum(g_NxE[order], segment, num_segments=ids_N.shape[0])
+    sq = sum(jnp.sum(jnp.square(g)) for g in jax.tree.leaves(g_rest)) + jnp.sum(jnp.square(per_id))
+    norm = jnp.sqrt(sq)
+    scale = jnp.where(norm < optim_cfg.clip_norm, 1.0, optim_cfg.clip_norm / norm)
+  step = -lr * scale
+  params = {k: jax.tree.map(lambda p, g: p + step * g, v, g_rest[k]) for k, v in rest.items()}
+  params["embed"] = embed.at[ids_N].add(step * g_NxE)
+  return params, state.opt_state, sum_nll, new_carry
 
 
 def jit_train_step(

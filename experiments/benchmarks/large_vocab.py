@@ -1,0 +1,149 @@
+"""Large-vocabulary benchmark: training tokens/s of the output layers at the One Billion Word size.
+
+Both sides train the same model on the same synthetic stream: V = 793,471 word types
+(the benchmark's vocabulary), ids drawn from a Zipf law (p(k) ~ 1 / (k + 1), the
+frequency-sorted shape of real text, so the adaptive softmax's head sees most tokens),
+a 1-layer LSTM with 512 units and a 512-dimensional embedding, batch 32 x 20-step
+truncated BPTT with the state carried, plain SGD (lr 0.1, no clipping).  Adaptive:
+cutoffs 20,000 / 200,000, div 4 (Grave et al. 2017's 1BW layout).  lm_jax runs its real
+``train_step`` (``model.output=full`` and ``adaptive``); PyTorch runs ``nn.LSTM`` with
+``nn.AdaptiveLogSoftmaxWithLoss`` or a ``nn.Linear`` softmax and a sparse embedding
+gradient (``nn.Embedding(sparse=True)``), its usual large-vocabulary setup.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+
+import jax
+import numpy as np
+
+from lm_jax.models import ModelConfig
+from lm_jax.spec import OptimConfig, TrainConfig
+from lm_jax.train.step import init_state, train_step
+
+VOCAB, HIDDEN, BATCH, UNROLL, LR = 793_471, 512, 32, 20, 0.1
+CUTOFFS, DIV = (20_000, 200_000), 4.0
+
+
+def zipf_stream(steps: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+  """[B, steps * T] inputs and targets with p(id = k) proportional to 1 / (k + 1)."""
+  rng = np.random.default_rng(seed)
+  cdf = np.cumsum(1.0 / np.arange(1, VOCAB + 1))
+  ids = np.searchsorted(cdf / cdf[-1], rng.random((BATCH, steps * UNROLL + 1))).astype(np.int32)
+  return ids[:, :-1], ids[:, 1:]
+
+
+def _timed(step, n: int) -> float:
+  t = time.perf_counter()
+  for _ in range(n):
+    step()
+  return (time.perf_counter() - t) / n
+
+
+def lm_jax_seconds_per_step(output: str, steps: int) -> float:
+  cfg = ModelConfig(
+    kind="lstm",
+    embed_dim=HIDDEN,
+    hidden_dim=HIDDEN,
+    num_layers=1,
+    in_vocab=VOCAB + 1,
+    out_vocab=VOCAB,
+    bos_id=VOCAB,
+    output=output,
+    adaptive_cutoffs=",".join(map(str, CUTOFFS)),
+    adaptive_div=DIV,
+  )
+  optim_cfg = OptimConfig(name="sgd", learning_rate=LR, clip_norm=0.0)
+  train_cfg = TrainConfig(batch_size=BATCH, seq_len=UNROLL, loss_normalizer="tokens")
+  state = jax.jit(init_state, static_argnums=(0, 1, 2, 3))(0, cfg, optim_cfg, BATCH)
+  fn = jax.jit(
+    functools.partial(
+      train_step,
+      model_cfg=cfg,
+      optim_cfg=optim_cfg,
+      train_cfg=train_cfg,
+      steps_per_epoch=steps + 2,
+      total_steps=steps + 2,
+    ),
+    donate_argnums=0,
+  )
+  inputs, targets = zipf_stream(steps + 2)
+  data = jax.device_put({"inputs": inputs, "targets": targets})
+  holder = [state]
+
+  def step():
+    holder[0] = fn(holder[0], data)
+    holder[0].step.block_until_ready()
+
+  step(), step()
+  return _timed(step, steps)
+
+
+def torch_seconds_per_step(output: str, steps: int) -> float:
+  import torch  # Deferred: an optional peer (pip install torch==2.13.0).
+
+  torch.manual_seed(0)
+  embed = torch.nn.Embedding(VOCAB + 1, HIDDEN, sparse=True)
+  rnn = torch.nn.LSTM(HIDDEN, HIDDEN, batch_first=True)
+  if output == "adaptive":
+    head = torch.nn.AdaptiveLogSoftmaxWithLoss(HIDDEN, VOCAB, list(CUTOFFS), div_value=DIV)
+  else:
+    head = torch.nn.Linear(HIDDEN, VOCAB)
+  params = [*embed.parameters(), *rnn.parameters(), *head.parameters()]
+  opt = torch.optim.SGD(params, lr=LR)
+  inputs, targets = (torch.from_numpy(a.astype(np.int64)) for a in zipf_stream(steps + 2))
+  state = [(torch.zeros(1, BATCH, HIDDEN), torch.zeros(1, BATCH, HIDDEN))]
+  pos = [0]
+
+  def step():
+    cols = slice(pos[0] * UNROLL, (pos[0] + 1) * UNROLL)
+    pos[0] = (pos[0] + 1) % (steps + 2)
+    h = tuple(x.detach() for x in state[0])
+    out, h = rnn(embed(inputs[:, cols]), h)
+    flat, tgt = out.reshape(-1, HIDDEN), targets[:, cols].reshape(-1)
+    if output == "adaptive":
+      loss = head(flat, tgt).loss
+    else:
+      loss = torch.nn.functional.cross_entropy(head(flat), tgt)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    state[0] = h
+
+  step(), step()
+  return _timed(step, steps)
+
+
+def run(quick: bool = False) -> str:
+  tokens = BATCH * UNROLL
+  adaptive_steps, full_steps = (3, 1) if quick else (20, 3)
+  rows = []
+  for side, fn in (("lm_jax", lm_jax_seconds_per_step), ("PyTorch", torch_seconds_per_step)):
+    for output, steps in (("adaptive", adaptive_steps), ("full", full_steps)):
+      try:
+        rows.append((side, output, tokens / fn(output, steps)))
+      except ImportError:
+        rows.append((side, output, None))
+  rate = {(s, o): r for s, o, r in rows}
+  lines = [
+    "## Large vocabulary: output layers at V = 793,471",
+    "",
+    f"1-layer LSTM {HIDDEN}, batch {BATCH} x {UNROLL}, SGD, Zipf-distributed ids; adaptive "
+    f"cutoffs {CUTOFFS[0]:,} / {CUTOFFS[1]:,}, div {DIV:g}. Training tokens/s (higher is better).",
+    "",
+    "| program | output layer | tokens/s |",
+    "|---|---|---:|",
+    *[f"| {s} | {o} | {'not installed' if r is None else f'{r:,.0f}'} |" for s, o, r in rows],
+    "",
+  ]
+  ours, full, peer = (
+    rate[("lm_jax", "adaptive")],
+    rate[("lm_jax", "full")],
+    rate[("PyTorch", "adaptive")],
+  )
+  lines.append(f"- lm_jax adaptive / lm_jax full: **{ours / full:.1f}x** (goal >= 10x).")
+  if peer:
+    lines.append(f"- lm_jax adaptive / PyTorch adaptive: **{ours / peer:.2f}x** (goal >= 2x).")
+  return "\n".join(lines) + "\n"

@@ -1,0 +1,324 @@
+"""Output layers (full, adaptive, class, sampled) and RNN + MaxEnt: exactness, gradients, parity."""
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from runs import finals_of, run_metrics
+
+from configs import rnn as rnn_configs
+from lm_jax import train
+from lm_jax.errors import ConfigError
+from lm_jax.models import ModelConfig, get_model
+from lm_jax.models import output_layers as ol
+from lm_jax.sampling import sample_from_workdir
+from lm_jax.spec import OptimConfig, TrainConfig, parse_neural
+from lm_jax.train.step import init_state, train_step
+
+
+def make_cfg(v: int, **kw) -> ModelConfig:
+  base = dict(kind="lstm", embed_dim=6, hidden_dim=8, num_layers=1, in_vocab=v + 1, out_vocab=v)
+  return ModelConfig(**{**base, "bos_id": v, **kw})
+
+
+def layer_kwargs(output: str, v: int) -> dict:
+  if output == "adaptive":
+    return dict(output="adaptive", adaptive_cutoffs=f"{v // 10},{v // 2}", adaptive_div=2.0)
+  if output == "class":  # Zipf-like counts: frequent ids in small classes, rare ones in big.
+    return dict(output="class", class_bounds=ol.frequency_classes(1e6 / np.arange(1, v + 1), 7))
+  if output == "maxent":
+    return dict(output="full", maxent_order=3, maxent_hash_size=3 * v)
+  return dict(output=output)
+
+
+def perturbed_params(cfg, dtype, seed=0):
+  """Initial params with every float leaf moved off its init (biases, MaxEnt table too)."""
+  params = get_model(cfg).init(jax.random.PRNGKey(seed), cfg)
+  leaves, tree = jax.tree.flatten(params)
+  keys = jax.random.split(jax.random.PRNGKey(seed + 1), len(leaves))
+  leaves = [
+    (x + 0.3 * jax.random.normal(k, x.shape)).astype(dtype)
+    if jnp.issubdtype(x.dtype, jnp.floating)
+    else x
+    for x, k in zip(leaves, keys)
+  ]
+  return jax.tree.unflatten(tree, leaves)
+
+
+def carry_as(carry, dtype):
+  return jax.tree.map(
+    lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, carry
+  )
+
+
+def problem(cfg, b=3, t=7, seed=2):
+  rng = np.random.default_rng(seed)
+  inputs = rng.integers(0, cfg.in_vocab, (b, t)).astype(np.int32)
+  inputs[:, 0] = cfg.bos_id
+  return jnp.asarray(inputs), jnp.asarray(rng.integers(0, cfg.out_vocab, (b, t)).astype(np.int32))
+
+
+def exact_and_train_losses(cfg, params, inputs, targets, dtype):
+  model = get_model(cfg)
+  carry = carry_as(model.init_carry(cfg, inputs.shape[0]), dtype)
+
+  def exact(p):
+    scores, _ = model.apply(p, carry, inputs, cfg)
+    logp = jax.nn.log_softmax(scores, axis=-1)
+    return -jnp.take_along_axis(logp, targets[..., None], axis=-1).sum()
+
+  def trained(p):
+    feats, _ = model.apply(p, carry, inputs, cfg, hidden=True)
+    return ol.train_sum_nll(p, feats, targets, cfg, jax.random.PRNGKey(0))
+
+  return exact, trained
+
+
+@pytest.mark.parametrize("output", ["full", "adaptive", "class", "maxent"])
+@pytest.mark.parametrize("v", [20, 2_000, 50_000])
+def test_exact_layers_sum_to_one_in_float64(output, v):
+  with jax.enable_x64(True):
+    cfg = make_cfg(v, **layer_kwargs(output, v))
+    params = perturbed_params(cfg, jnp.float64)
+    model = get_model(cfg)
+    inputs, _ = problem(cfg)
+    carry = carry_as(model.init_carry(cfg, 3), jnp.float64)
+    scores, _ = jax.jit(functools.partial(model.apply, cfg=cfg))(params, carry, inputs)
+    assert scores.shape == (3, 7, v) and scores.dtype == jnp.float64
+    total = jnp.exp(jax.nn.log_softmax(scores, axis=-1)).sum(-1)
+    np.testing.assert_allclose(total, 1.0, rtol=1e-12)
+    if output in ("adaptive", "class"):  # These return log-probabilities themselves.
+      np.testing.assert_allclose(jnp.exp(scores).sum(-1), 1.0, rtol=1e-12)
+
+
+@pytest.mark.parametrize("output", ["full", "adaptive", "class", "maxent"])
+def test_training_loss_and_its_hand_written_gradients_equal_autodiff_of_the_exact_loss(output):
+  """The training path (fused or chunked, custom backward passes) against jax.grad of
+  -log_softmax(scores)[target], float64.  V = 300 with a chunk of 32 rows: the adaptive
+  clusters get several chunks, and some rows fall in none."""
+  with jax.enable_x64(True):
+    cfg = make_cfg(300, **layer_kwargs(output, 300))
+    params = perturbed_params(cfg, jnp.float64)
+    inputs, targets = problem(cfg, b=6, t=15)
+    if output == "adaptive":  # Enough rows in the first tail cluster for three chunks.
+      targets = targets.at[:4].set(30 + targets[:4] % 100)
+    exact, trained = exact_and_train_losses(cfg, params, inputs, targets, jnp.float64)
+    (loss, ours), (ref_loss, ref) = (
+      jax.jit(jax.value_and_grad(f))(params) for f in (trained, exact)
+    )
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-12)
+    for path, a, b in zip(
+      jax.tree_util.tree_leaves_with_path(ours), *map(jax.tree.leaves, (ours, ref))
+    ):
+      np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12, err_msg=str(path[0]))
+
+
+def test_adaptive_matches_pytorch_adaptive_log_softmax():
+  """Same weights and cutoffs as torch.nn.AdaptiveLogSoftmaxWithLoss (head bias on, tail
+  clusters without biases, torch's hidden sizes in // div ** (i + 1)); float32."""
+  torch = pytest.importorskip("torch")
+  v, d, cutoffs, div = 1_000, 32, [50, 300], 4.0
+  torch.manual_seed(0)
+  peer = torch.nn.AdaptiveLogSoftmaxWithLoss(d, v, cutoffs, div_value=div, head_bias=True)
+  torch.nn.init.normal_(peer.head.bias)
+  cfg = make_cfg(
+    v, embed_dim=d, hidden_dim=d, output="adaptive", adaptive_cutoffs="50,300", adaptive_div=div
+  )
+  assert ol.tail_dims(cfg) == [t[0].out_features for t in peer.tail] == [8, 2]
+  as_np = lambda w: jnp.asarray(w.detach().numpy())
+  params = {
+    "W_o": as_np(peer.head.weight).T,
+    "b_o": as_np(peer.head.bias),
+    "tail": [
+      {"P": as_np(t[0].weight).T, "W": as_np(t[1].weight).T, "b": jnp.zeros(t[1].out_features)}
+      for t in peer.tail
+    ],
+  }
+  rng = np.random.default_rng(0)
+  h = rng.normal(size=(64, d)).astype(np.float32)
+  targets = rng.integers(0, v, 64)
+  theirs = peer.log_prob(torch.from_numpy(h)).detach().numpy()
+  ours = np.asarray(ol.adaptive_log_probs(params, jnp.asarray(h), cfg))
+  np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+  out = peer(torch.from_numpy(h), torch.from_numpy(targets))
+  loss = ol.adaptive_sum_nll(params, jnp.asarray(h), jnp.asarray(targets, jnp.int32), cfg)
+  np.testing.assert_allclose(float(loss), -out.output.sum().item(), rtol=1e-5)
+
+
+def test_frequency_classes_follow_the_rnnlm_binning():
+  # counts 6, 3, 1 (total 10), 2 classes: after word 0 the share is 0.6 > 1/2, so word 0
+  # closes class 0; words 1 and 2 (shares 0.9, 1.0, never > 2/2) fill class 1.
+  assert ol.frequency_classes([6, 3, 1], 2) == (0, 1, 3)
+  # Equal counts, 4 classes of 8 words: the share passes k/4 after word 2k, 4k, 6k.
+  assert ol.frequency_classes([1] * 8, 4) == (0, 3, 5, 7, 8)
+  bounds = ol.frequency_classes(1e6 / np.arange(1, 10_001), 100)
+  assert bounds[0] == 0 and bounds[-1] == 10_000 and len(bounds) <= 101
+  assert all(b > a for a, b in zip(bounds, bounds[1:]))
+
+
+def test_log_uniform_sampler_and_correction_are_tensorflows():
+  v, s = 50, 200_000
+  k = np.arange(v)
+  q = (np.log(k + 2.0) - np.log(k + 1.0)) / np.log(v + 1.0)  # TF's LogUniformSampler
+  np.testing.assert_allclose(np.exp(ol.log_uniform_log_q(jnp.asarray(k), v)), q, rtol=1e-6)
+  assert abs(q.sum() - 1.0) < 1e-12  # telescoping: log(v + 1) / log(v + 1)
+  draws = np.asarray(ol.sample_log_uniform(jax.random.PRNGKey(0), s, v))
+  assert draws.min() >= 0 and draws.max() < v
+  # 200k draws: each frequency within 5 standard deviations (sqrt(q / s) <= 0.0016) of Q.
+  freq = np.bincount(draws, minlength=v) / s
+  assert np.all(np.abs(freq - q) < 5 * np.sqrt(q / s))
+  # unique=True: the first 12 distinct ids of the draw sequence, and how many draws it took.
+  key = jax.random.PRNGKey(4)
+  ids, tries = map(np.asarray, ol.sample_unique(key, 12, v))
+  assert len(set(ids.tolist())) == 12 and tries >= 12
+  rounds = np.concatenate(
+    [np.asarray(ol.sample_log_uniform(k, 12, v)) for k in _round_keys(key, int(tries) // 12 + 1)]
+  )
+  first = list(dict.fromkeys(rounds[:tries].tolist()))
+  assert first == ids.tolist() and rounds[tries - 1] == ids[-1]
+  # Logits: h.w + b - log(expected count), -expm1(tries log1p(-Q)), accidental hits removed.
+  rng = np.random.default_rng(0)
+  h, w, b = rng.normal(size=(3, 4)), rng.normal(size=(4, v)), rng.normal(size=v)
+  t, sampled = np.array([0, 7, 9]), np.array([7, 1, 30, 2])
+  out = np.asarray(ol.sampled_logits(*map(jnp.asarray, (h, w, b, t, sampled, 40))))
+  corr = lambda ids: np.log(-np.expm1(40 * np.log1p(-q[ids])))
+  np.testing.assert_allclose(out[:, 0], (h * w[:, t].T).sum(1) + b[t] - corr(t), rtol=1e-5)
+  expect = h @ w[:, sampled] + b[sampled] - corr(sampled)
+  hits = sampled[None] == t[:, None]
+  np.testing.assert_allclose(out[:, 1:][~hits], expect[~hits], rtol=1e-5)
+  assert np.all(out[:, 1:][hits] == np.finfo(np.float32).min) and hits.sum() == 1
+
+
+def _round_keys(key, n):
+  """The keys sample_unique draws its rounds with (split, keep the first, use the second)."""
+  out = []
+  for _ in range(n):
+    key, sub = jax.random.split(key)
+    out.append(sub)
+  return out
+
+
+def test_sampled_loss_becomes_the_full_softmax_as_the_sample_covers_the_vocabulary():
+  """Every id but the target drawn: expected counts near 1, the loss near the full one;
+  a small sample is far from it."""
+  v = 30
+  rng = np.random.default_rng(0)
+  h, w = jnp.asarray(rng.normal(size=(40, 8))), jnp.asarray(rng.normal(size=(8, v)) * 0.5)
+  b, t = jnp.zeros(v), jnp.asarray(rng.integers(0, v, 40), jnp.int32)
+  full = float(ol.losses.output_nll(h, w, b, t).sum())
+  loss = jax.jit(ol.sampled_sum_nll, static_argnums=(5,))
+  gaps = [abs(float(loss(h, w, b, t, jax.random.PRNGKey(1), n)) - full) / full for n in (3, v)]
+  assert gaps[1] < 0.02 < gaps[0]
+
+
+def test_blackout_loss_is_the_weighted_softmax_of_ji_et_al():
+  rng = np.random.default_rng(1)
+  v, n = 40, 5
+  h, w, b = rng.normal(size=(n, 6)), rng.normal(size=(6, v)), rng.normal(size=v)
+  t = rng.integers(0, v, n)
+  key = jax.random.PRNGKey(3)
+  sampled, tries = map(np.asarray, ol.sample_unique(key, 16, v))
+  q = (np.log(np.arange(v) + 2.0) - np.log(np.arange(v) + 1.0)) / np.log(v + 1.0)
+  count = -np.expm1(tries * np.log1p(-q))  # TF's expected count of a unique draw
+  total = 0.0
+  for i in range(n):  # p~(j) = exp(s_j) / E_j normalized over {target} + samples (hits dropped)
+    ids = [t[i]] + [k for k in sampled if k != t[i]]
+    z = np.array([np.exp(h[i] @ w[:, k] + b[k]) / count[k] for k in ids])
+    p = z / z.sum()
+    total -= np.log(p[0]) + np.log1p(-p[1:]).sum()
+  ours = ol.sampled_sum_nll(*map(jnp.asarray, (h, w, b, t)), key, 16, "blackout")
+  np.testing.assert_allclose(float(ours), total, rtol=1e-4)
+
+
+def test_maxent_features_see_only_the_last_words_of_the_sentence():
+  cfg = make_cfg(20, maxent_order=3, maxent_hash_size=100)
+  bos = cfg.bos_id
+  seqs = np.array(
+    [
+      [5, 6, 7, 8, 9],  # same last two inputs at t=4 as the next row
+      [1, 2, 3, 8, 9],
+      [5, 6, 7, bos, 9],  # a sentence starts at t=3: history <s> 9, then padded
+      [1, 2, 3, bos, 9],
+    ],
+    np.int32,
+  )
+  from lm_jax.models.window import windows
+
+  hist = jnp.full((4, 2), bos, jnp.int32)
+  ctx, _ = windows(hist, jnp.asarray(seqs), bos)
+  offs = np.asarray(ol.maxent_offsets(ctx, cfg))
+  assert offs.shape == (4, 5, 2) and offs.min() >= 0 and offs.max() <= 100 - 20
+  np.testing.assert_array_equal(offs[0, 4], offs[1, 4])
+  np.testing.assert_array_equal(offs[2, 3:], offs[3, 3:])
+  assert not np.array_equal(offs[0, 2], offs[1, 2])  # different recent words
+
+
+def test_output_config_errors_name_the_fix():
+  config = rnn_configs.get_config("lstm_small_ptb,tiny")
+  for update, message in (
+    (dict(output="softmax"), "model.output='softmax'"),
+    (dict(output="adaptive"), "needs model.adaptive_cutoffs"),
+    (dict(output="adaptive", adaptive_cutoffs="50,20"), "must be increasing"),
+    (dict(output="class", tie_weights=True), "model.tie_weights shares the embedding"),
+    (dict(maxent_order=1), "adds no feature"),
+    (dict(maxent_order=3, output="sampled"), "model.output='full'"),
+  ):
+    c = rnn_configs.get_config("lstm_small_ptb,tiny")
+    c.model.update(**update)
+    with pytest.raises(ConfigError, match=message):
+      parse_neural(c)
+  config.optim.name = "adam"
+  config.optim.sparse_embedding = True
+  with pytest.raises(ConfigError, match="exact for plain SGD only"):
+    parse_neural(config)
+  config = rnn_configs.get_config("lstm_small_ptb_adaptive,tiny")
+  config.model.adaptive_cutoffs = "200,100000"
+  with pytest.raises(ConfigError, match="must stay below"):
+    train.train_and_evaluate(config, "/nonexistent/never-written")
+
+
+def test_sparse_embedding_sgd_equals_dense_sgd_with_clipping():
+  cfg = make_cfg(40, output="adaptive", adaptive_cutoffs="10,25")
+  tc = TrainConfig(batch_size=4, seq_len=6)
+  rng = np.random.default_rng(0)
+  data = {
+    "inputs": rng.integers(0, 41, (4, 60)).astype(np.int32),
+    "targets": rng.integers(0, 40, (4, 60)).astype(np.int32),
+  }
+  out = []
+  for sparse in (False, True):
+    oc = OptimConfig(name="sgd", learning_rate=0.5, clip_norm=1.0, sparse_embedding=sparse)
+    step = jax.jit(
+      functools.partial(
+        train_step, model_cfg=cfg, optim_cfg=oc, train_cfg=tc, steps_per_epoch=10, total_steps=10
+      )
+    )
+    state = init_state(0, cfg, oc, 4)
+    for _ in range(10):  # repeated ids in every segment: their gradients must accumulate
+      state = step(state, data)
+    out.append(state.params)
+  for a, b in zip(*map(jax.tree.leaves, out)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+  "preset",
+  ["lstm_small_ptb_adaptive", "lstm_small_ptb_class", "lstm_small_ptb_sampled", "elman_maxent_ptb"],
+)
+def test_tiny_runs_of_every_output_layer_train_score_dump_and_resume(preset, tmp_path):
+  config = rnn_configs.get_config(f"{preset},tiny")
+  config.eval.dump_tokens = True
+  full = train.train_and_evaluate(config, str(tmp_path / "full"))
+  assert train.train_and_evaluate(config, str(tmp_path / "split"), stop_after=20) == {}
+  assert train.train_and_evaluate(config, str(tmp_path / "split")) == full
+  losses = [r["loss"] for r in run_metrics(tmp_path / "full") if r["kind"] == "train"]
+  assert losses[-1] < losses[0]
+  final = finals_of(run_metrics(tmp_path / "full"))
+  assert math.isfinite(final["test"]["perplexity"]) and final["test"]["perplexity"] > 1
+  dump = (tmp_path / "full" / "test.tokens.tsv").read_text().splitlines()
+  assert len(dump) > final["test"]["tokens"]  # a header and one line per scored token
+  samples = sample_from_workdir(str(tmp_path / "full"), num_samples=2, max_len=10)
+  assert len(samples) == 2
