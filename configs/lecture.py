@@ -91,9 +91,11 @@ def get_config(arg: str = "pydoc") -> ml_collections.ConfigDict:
       {
         "window": _neural("configs/window.py:ptb"),
         "elman": _neural("configs/rnn.py:elman_ptb"),
+        "elman_maxent": _neural("configs/rnn.py:elman_maxent_ptb"),
         "lstm": _neural("configs/rnn.py:lstm_small_ptb"),
       }
     )
+    c.models = ("window", "elman", "elman_maxent", "lstm")
   elif arg != "pydoc":
     raise ValueError(f"unknown preset {arg!r}; use pydoc (default) or ptb.")
   return c

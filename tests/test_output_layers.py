@@ -10,6 +10,7 @@ import pytest
 from runs import finals_of, run_metrics
 
 from configs import rnn as rnn_configs
+from experiments.summarize import summarize
 from lm_jax import train
 from lm_jax.errors import ConfigError
 from lm_jax.models import ModelConfig, get_model
@@ -322,3 +323,6 @@ def test_tiny_runs_of_every_output_layer_train_score_dump_and_resume(preset, tmp
   assert len(dump) > final["test"]["tokens"]  # a header and one line per scored token
   samples = sample_from_workdir(str(tmp_path / "full"), num_samples=2, max_len=10)
   assert len(samples) == 2
+  summary = summarize(str(tmp_path / "full"), preset, "abc1234")
+  assert summary["final"] == final and summary["steps"] == 30
+  assert summary["name"] == preset and summary["lm_jax_commit"] == "abc1234"

@@ -55,7 +55,7 @@ def lm_jax_seconds_per_step(output: str, steps: int) -> float:
     adaptive_cutoffs=",".join(map(str, CUTOFFS)),
     adaptive_div=DIV,
   )
-  optim_cfg = OptimConfig(name="sgd", learning_rate=LR, clip_norm=0.0)
+  optim_cfg = OptimConfig(name="sgd", learning_rate=LR, clip_norm=0.0, sparse_embedding=True)
   train_cfg = TrainConfig(batch_size=BATCH, seq_len=UNROLL, loss_normalizer="tokens")
   state = jax.jit(init_state, static_argnums=(0, 1, 2, 3))(0, cfg, optim_cfg, BATCH)
   fn = jax.jit(

@@ -20,8 +20,8 @@ The layers (ids are frequency-sorted: ``<unk>``, ``</s>``, then by training coun
   cluster ``i`` (ids ``[cutoff_i, cutoff_{i+1})``) is a softmax over its ids from the
   projection ``h P_i`` of size ``D // div ** (i + 1)``.  ``p(w) = p_head(cluster(w))
   p_i(w)``.  Training computes a cluster's softmax only for the rows whose target is in
-  it, in chunks of ``CHUNK`` rows, with a hand-written backward pass that recomputes
-  each chunk's logits (nothing of size rows x cluster is kept).
+  it, in chunks of ``CHUNK`` rows; its gradients are made in the same pass as its loss
+  (a hand-written backward pass; nothing of size rows x cluster is kept).
 - ``class`` (Goodman 2001; Mikolov's RNNLM toolkit): ``p(w) = p(c(w)) p(w | c(w))``
   with classes as frequency bins over the training counts, each a contiguous id
   range (``class_bounds``).  The within-class softmax shares one [D, V] matrix.
@@ -273,24 +273,30 @@ def cluster_sum_nll(h_NxD, p, w, b, rows, local, count):
 
 
 def _cluster_fwd(h_NxD, p, w, b, rows, local, count):
-  return cluster_sum_nll(h_NxD, p, w, b, rows, local, count), (h_NxD, p, w, b, rows, local, count)
-
-
-def _cluster_bwd(res, g):
-  h_NxD, p, w, b, rows, local, count = res
-
+  # The loss is a sum (a scalar), so its gradients can be made in the same pass over the
+  # chunks as the loss itself: one logits matmul per chunk, no recomputation; the
+  # backward pass only scales them by the incoming cotangent.
   def body(i, acc):
-    dh, dp, dw, db = acc
+    total, dh, dp, dw, db = acc
     r_R, valid_R, h_RxD, x_Rxd, logits, loc_R = _chunk_logits(h_NxD, p, w, b, rows, local, count, i)
-    d_Rxn = jax.nn.softmax(logits, axis=-1) - jax.nn.one_hot(loc_R, logits.shape[-1])
-    d_Rxn = d_Rxn * (g * valid_R)[:, None]
+    lse = jax.nn.logsumexp(logits, axis=-1)
+    picked = jnp.take_along_axis(logits, loc_R[:, None], axis=-1)[:, 0]
+    total = total + jnp.where(valid_R, lse - picked, 0.0).sum()
+    d_Rxn = jnp.exp(logits - lse[:, None]) - jax.nn.one_hot(loc_R, logits.shape[-1], dtype=w.dtype)
+    d_Rxn = d_Rxn * valid_R[:, None]
     dx_Rxd = d_Rxn @ w.T
     dh = dh.at[r_R].add(dx_Rxd @ p.T)
-    return dh, dp + h_RxD.T @ dx_Rxd, dw + x_Rxd.T @ d_Rxn, db + d_Rxn.sum(0)
+    return total, dh, dp + h_RxD.T @ dx_Rxd, dw + x_Rxd.T @ d_Rxn, db + d_Rxn.sum(0)
 
   zeros = tuple(jnp.zeros_like(x) for x in (h_NxD, p, w, b))
-  dh, dp, dw, db = jax.lax.fori_loop(0, _num_chunks(count), body, zeros)
-  return dh, dp, dw, db, None, None, None
+  total, *grads = jax.lax.fori_loop(
+    0, _num_chunks(count), body, (jnp.zeros((), h_NxD.dtype), *zeros)
+  )
+  return total, tuple(grads)
+
+
+def _cluster_bwd(grads, g):
+  return (*(g * x for x in grads), None, None, None)
 
 
 cluster_sum_nll.defvjp(_cluster_fwd, _cluster_bwd)
