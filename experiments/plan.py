@@ -19,7 +19,9 @@ _ACCEL = flags.DEFINE_list(
   "accelerator", ["nvidia-h100-sxm", "tpu-v5e"], "Accelerators to project the time on."
 )
 _VOCAB = flags.DEFINE_integer(
-  "vocab_size", None, "Predictable vocabulary size; skips reading the corpus."
+  "vocab_size",
+  None,
+  "Predictable vocabulary size; skips reading the corpus (word counts then follow Zipf's law).",
 )
 _TOKENS = flags.DEFINE_integer("tokens", None, "Target training tokens (default: the config's).")
 flags.mark_flag_as_required("config")

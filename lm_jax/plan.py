@@ -23,7 +23,7 @@ import numpy as np
 
 from lm_jax import parallel
 from lm_jax.errors import ConfigError
-from lm_jax.models import ModelConfig
+from lm_jax.models import ModelConfig, output_layers
 from lm_jax.spec import NeuralSpec
 from lm_jax.train import step as step_lib
 
@@ -66,8 +66,12 @@ class Plan:
     return self.flops_per_step / (self.devices * peak * utilisation)
 
 
-def flops_per_token(cfg: ModelConfig) -> float:
-  """3 x the forward matmul FLOPs of one token (forward, input gradient, weight gradient)."""
+def flops_per_token(cfg: ModelConfig, counts=None) -> float:
+  """3 x the forward matmul FLOPs of one token (forward, input gradient, weight gradient).
+
+  The output layer's share depends on ``model.output`` (and, for the adaptive softmax,
+  on how often each cluster is the target: the vocabulary's training ``counts``).
+  """
   gates = {"elman": 1, "lstm": 4, "gru": 3, "window": 1}[cfg.kind]
   if cfg.kind == "window":
     hidden = 2 * cfg.context * cfg.embed_dim * cfg.hidden_dim
@@ -77,7 +81,7 @@ def flops_per_token(cfg: ModelConfig) -> float:
       + (2 * cfg.hidden_dim * cfg.projection if cfg.projection else 0)
       for i in range(cfg.num_layers)
     )
-  return 3.0 * (hidden + 2 * cfg.output_dim * cfg.out_vocab)
+  return 3.0 * (hidden + output_layers.forward_flops_per_token(cfg, counts))
 
 
 def plan(spec: NeuralSpec, vocab, stream_len: int, tokens: int) -> Plan:
@@ -122,7 +126,7 @@ def plan(spec: NeuralSpec, vocab, stream_len: int, tokens: int) -> Plan:
     argument_bytes=int(memory.argument_size_in_bytes),
     output_bytes=int(memory.output_size_in_bytes),
     temp_bytes=int(memory.temp_size_in_bytes),
-    flops_per_step=flops_per_token(cfg) * tokens_per_step,
+    flops_per_step=flops_per_token(cfg, vocab.counts) * tokens_per_step,
     xla_flops_per_step=float((cost or {}).get("flops", float("nan"))),
     tokens_per_step=tokens_per_step,
     steps=max(total, math.ceil(tokens / tokens_per_step)) if tokens else total,
@@ -191,9 +195,10 @@ def run(config, vocab_size: int | None, tokens: int | None, accelerators: list[s
   spec = parse_neural(config)
   for name in accelerators:
     _accelerator(name)
-  if vocab_size is not None:
+  if vocab_size is not None:  # Word frequencies as Zipf's law: p(k) ~ 1 / (k + 1).
+    zipf = tuple(int(1e9 / (k + 1)) + 1 for k in range(vocab_size))
     vocab = types.SimpleNamespace(
-      size=vocab_size + 1, num_predictable=vocab_size, bos_id=vocab_size
+      size=vocab_size + 1, num_predictable=vocab_size, bos_id=vocab_size, counts=zipf
     )
     stream = tokens or 1_000_000
   else:

@@ -93,6 +93,28 @@ def frequency_classes(counts, num_classes: int) -> tuple[int, ...]:
   return tuple(bounds)
 
 
+def forward_flops_per_token(cfg, counts=None) -> float:
+  """Forward matmul FLOPs of the output layer for one token (training).
+
+  Adaptive: the head for every token, a cluster for the share of tokens in it, taken
+  from the training ``counts`` (or, without them, a Zipf law ``p(k) ~ 1 / (k + 1)``).
+  Sampled: the target and the candidates.  Class is computed densely (as full).
+  """
+  d, v = cfg.output_dim, cfg.out_vocab
+  if cfg.output == "sampled":
+    return 2.0 * d * (cfg.num_sampled + 1)
+  if cfg.output == "class":
+    return 2.0 * d * (v + len(cfg.class_bounds) - 1)
+  if cfg.output != "adaptive":
+    return 2.0 * d * v
+  p = np.asarray(counts, np.float64) if counts is not None else 1.0 / np.arange(1, v + 1)
+  p = p / p.sum()
+  flops = 2.0 * d * (cfg.cutoffs[0] + len(cfg.cutoffs))
+  for (a, b), dim in zip(cluster_bounds(cfg), tail_dims(cfg)):
+    flops += p[a:b].sum() * 2.0 * (d * dim + dim * (b - a))
+  return flops
+
+
 # -- Parameters -------------------------------------------------------------------------
 
 
