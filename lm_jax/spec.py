@@ -17,12 +17,11 @@ import ml_collections
 
 from lm_jax.config_fields import as_config, at_least, check_types, freeze, one_of, section
 from lm_jax.errors import ConfigError
+from lm_jax.output_spec import check_output
 
 __all__ = ["as_config"]  # Re-exported: configs/ builds its ConfigDicts from the specs here.
 
 MODEL_KINDS = ("window", "elman", "lstm", "gru")
-OUTPUTS = ("full", "adaptive", "class", "sampled")
-SAMPLED_LOSSES = ("softmax", "blackout")
 ACTIVATIONS = ("tanh", "sigmoid")
 GRADS = ("autodiff", "manual")
 OPTIMIZERS = ("sgd", "adam")
@@ -208,7 +207,7 @@ def parse_model(section: dict[str, Any]) -> ModelSettings:
       f"and {cfg.output_dim}): the softmax reuses the embedding matrix. Set them equal "
       "or set model.tie_weights=False."
     )
-  _check_output(cfg)
+  check_output(cfg)
   if cfg.kind == "window" and cfg.num_layers != 1:
     raise ConfigError("the fixed-window model has one hidden layer; set model.num_layers=1.")
   if cfg.grad == "manual":
@@ -233,46 +232,6 @@ def parse_model(section: dict[str, Any]) -> ModelSettings:
         + ". Fix those or use model.grad='autodiff'."
       )
   return cfg
-
-
-def _check_output(cfg: ModelSettings) -> None:
-  """The output layer's own fields (those that need the vocabulary size: ``ModelConfig.build``)."""
-  one_of("model.output", cfg.output, OUTPUTS)
-  one_of("model.sampled_loss", cfg.sampled_loss, SAMPLED_LOSSES)
-  at_least("model", cfg, ("num_classes", "num_sampled", "maxent_hash_size"))
-  at_least("model", cfg, ("maxent_order",), low=0)
-  try:
-    cuts = cfg.cutoffs
-  except ValueError:
-    cuts = None
-  if cuts is None or any(b <= a for a, b in zip(cuts, cuts[1:])) or any(c < 1 for c in cuts):
-    raise ConfigError(
-      f"model.adaptive_cutoffs={cfg.adaptive_cutoffs!r} must be increasing positive ids "
-      "separated by commas, such as '2000,10000'."
-    )
-  if cfg.output == "adaptive" and not cuts:
-    raise ConfigError(
-      "model.output='adaptive' needs model.adaptive_cutoffs, such as '2000,10000' "
-      "(the head keeps ids below the first cutoff)."
-    )
-  if cfg.output == "adaptive" and cfg.adaptive_div < 1:
-    raise ConfigError(f"model.adaptive_div must be >= 1, got {cfg.adaptive_div}.")
-  if cfg.tie_weights and cfg.output in ("adaptive", "class"):
-    raise ConfigError(
-      f"model.tie_weights shares the embedding with a full output matrix; model.output="
-      f"{cfg.output!r} has none. Set model.tie_weights=False or model.output='full'."
-    )
-  if cfg.maxent_order == 1:
-    raise ConfigError(
-      "model.maxent_order=1 adds no feature (the order-1 feature is the output bias); "
-      "use 0 (no MaxEnt) or >= 2."
-    )
-  if cfg.maxent_order and (cfg.kind == "window" or cfg.output != "full"):
-    raise ConfigError(
-      "model.maxent_order adds hashed n-gram scores to a full softmax of a recurrent "
-      f"model; this config has model.kind={cfg.kind!r}, model.output={cfg.output!r}. "
-      "Use model.kind elman/lstm/gru with model.output='full', or model.maxent_order=0."
-    )
 
 
 def parse_optim(section: dict[str, Any]) -> OptimConfig:

@@ -12,8 +12,9 @@ from runs import finals_of, run_metrics
 from configs import rnn as rnn_configs
 from lm_jax import train
 from lm_jax.errors import ConfigError
-from lm_jax.models import ModelConfig, get_model
+from lm_jax.models import ModelConfig, get_model, maxent
 from lm_jax.models import output_layers as ol
+from lm_jax.models import sampled_softmax as ss
 from lm_jax.sampling import sample_from_workdir
 from lm_jax.spec import OptimConfig, TrainConfig, parse_neural
 from lm_jax.summary import summarize
@@ -167,19 +168,19 @@ def test_log_uniform_sampler_and_correction_are_tensorflows():
   v, s = 50, 200_000
   k = np.arange(v)
   q = (np.log(k + 2.0) - np.log(k + 1.0)) / np.log(v + 1.0)  # TF's LogUniformSampler
-  np.testing.assert_allclose(np.exp(ol.log_uniform_log_q(jnp.asarray(k), v)), q, rtol=1e-6)
+  np.testing.assert_allclose(np.exp(ss.log_uniform_log_q(jnp.asarray(k), v)), q, rtol=1e-6)
   assert abs(q.sum() - 1.0) < 1e-12  # telescoping: log(v + 1) / log(v + 1)
-  draws = np.asarray(ol.sample_log_uniform(jax.random.PRNGKey(0), s, v))
+  draws = np.asarray(ss.sample_log_uniform(jax.random.PRNGKey(0), s, v))
   assert draws.min() >= 0 and draws.max() < v
   # 200k draws: each frequency within 5 standard deviations (sqrt(q / s) <= 0.0016) of Q.
   freq = np.bincount(draws, minlength=v) / s
   assert np.all(np.abs(freq - q) < 5 * np.sqrt(q / s))
   # unique=True: the first 12 distinct ids of the draw sequence, and how many draws it took.
   key = jax.random.PRNGKey(4)
-  ids, tries = map(np.asarray, ol.sample_unique(key, 12, v))
+  ids, tries = map(np.asarray, ss.sample_unique(key, 12, v))
   assert len(set(ids.tolist())) == 12 and tries >= 12
   rounds = np.concatenate(
-    [np.asarray(ol.sample_log_uniform(k, 12, v)) for k in _round_keys(key, int(tries) // 12 + 1)]
+    [np.asarray(ss.sample_log_uniform(k, 12, v)) for k in _round_keys(key, int(tries) // 12 + 1)]
   )
   first = list(dict.fromkeys(rounds[:tries].tolist()))
   assert first == ids.tolist() and rounds[tries - 1] == ids[-1]
@@ -187,7 +188,7 @@ def test_log_uniform_sampler_and_correction_are_tensorflows():
   rng = np.random.default_rng(0)
   h, w, b = rng.normal(size=(3, 4)), rng.normal(size=(4, v)), rng.normal(size=v)
   t, sampled = np.array([0, 7, 9]), np.array([7, 1, 30, 2])
-  out = np.asarray(ol.sampled_logits(*map(jnp.asarray, (h, w, b, t, sampled, 40))))
+  out = np.asarray(ss.sampled_logits(*map(jnp.asarray, (h, w, b, t, sampled, 40))))
   corr = lambda ids: np.log(-np.expm1(40 * np.log1p(-q[ids])))
   np.testing.assert_allclose(out[:, 0], (h * w[:, t].T).sum(1) + b[t] - corr(t), rtol=1e-5)
   expect = h @ w[:, sampled] + b[sampled] - corr(sampled)
@@ -213,7 +214,7 @@ def test_sampled_loss_becomes_the_full_softmax_as_the_sample_covers_the_vocabula
   h, w = jnp.asarray(rng.normal(size=(40, 8))), jnp.asarray(rng.normal(size=(8, v)) * 0.5)
   b, t = jnp.zeros(v), jnp.asarray(rng.integers(0, v, 40), jnp.int32)
   full = float(ol.losses.output_nll(h, w, b, t).sum())
-  loss = jax.jit(ol.sampled_sum_nll, static_argnums=(5,))
+  loss = jax.jit(ss.sampled_sum_nll, static_argnums=(5,))
   gaps = [abs(float(loss(h, w, b, t, jax.random.PRNGKey(1), n)) - full) / full for n in (3, v)]
   assert gaps[1] < 0.02 < gaps[0]
 
@@ -224,7 +225,7 @@ def test_blackout_loss_is_the_weighted_softmax_of_ji_et_al():
   h, w, b = rng.normal(size=(n, 6)), rng.normal(size=(6, v)), rng.normal(size=v)
   t = rng.integers(0, v, n)
   key = jax.random.PRNGKey(3)
-  sampled, tries = map(np.asarray, ol.sample_unique(key, 16, v))
+  sampled, tries = map(np.asarray, ss.sample_unique(key, 16, v))
   q = (np.log(np.arange(v) + 2.0) - np.log(np.arange(v) + 1.0)) / np.log(v + 1.0)
   count = -np.expm1(tries * np.log1p(-q))  # TF's expected count of a unique draw
   total = 0.0
@@ -233,7 +234,7 @@ def test_blackout_loss_is_the_weighted_softmax_of_ji_et_al():
     z = np.array([np.exp(h[i] @ w[:, k] + b[k]) / count[k] for k in ids])
     p = z / z.sum()
     total -= np.log(p[0]) + np.log1p(-p[1:]).sum()
-  ours = ol.sampled_sum_nll(*map(jnp.asarray, (h, w, b, t)), key, 16, "blackout")
+  ours = ss.sampled_sum_nll(*map(jnp.asarray, (h, w, b, t)), key, 16, "blackout")
   np.testing.assert_allclose(float(ours), total, rtol=1e-4)
 
 
@@ -253,7 +254,7 @@ def test_maxent_features_see_only_the_last_words_of_the_sentence():
 
   hist = jnp.full((4, 2), bos, jnp.int32)
   ctx, _ = windows(hist, jnp.asarray(seqs), bos)
-  offs = np.asarray(ol.maxent_offsets(ctx, cfg))
+  offs = np.asarray(maxent.maxent_offsets(ctx, cfg))
   assert offs.shape == (4, 5, 2) and offs.min() >= 0 and offs.max() <= 100 - 20
   np.testing.assert_array_equal(offs[0, 4], offs[1, 4])
   np.testing.assert_array_equal(offs[2, 3:], offs[3, 3:])

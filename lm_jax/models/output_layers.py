@@ -42,13 +42,13 @@ toolkit's direct connections).  Trained jointly, normalized exactly by the softm
 
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from lm_jax import losses
+from lm_jax.models.maxent import maxent_scores
+from lm_jax.models.sampled_softmax import sampled_sum_nll
 
 CHUNK = 32  # adaptive: rows per tail-cluster chunk
 
@@ -147,31 +147,6 @@ def output_weights(params: dict, cfg):
   if cfg.tie_weights:
     return params["embed"][: cfg.out_vocab].T, params["b_o"]
   return params["W_o"], params["b_o"]
-
-
-# -- MaxEnt features ----------------------------------------------------------------------
-
-_MIX = np.uint32(0x9E3779B1)  # Knuth's multiplicative hash constant (2^32 / golden ratio).
-
-
-def maxent_offsets(ctx_BxTxC, cfg):
-  """[B, T, C] table offsets of the history features; ``ctx`` holds the last C inputs, oldest first."""
-  c = ctx_BxTxC.shape[-1]
-  span = cfg.maxent_hash_size - cfg.out_vocab + 1  # every slice [o, o + V) fits the table
-  h = jnp.full(ctx_BxTxC.shape[:-1], np.uint32(c), jnp.uint32)
-  offs = []
-  for n in range(1, c + 1):  # history length n: the newest n inputs
-    tok = ctx_BxTxC[..., c - n].astype(jnp.uint32)
-    h = (h ^ (tok + np.uint32(n))) * _MIX
-    h = h ^ (h >> np.uint32(15))
-    offs.append((h % np.uint32(span)).astype(jnp.int32))
-  return jnp.stack(offs, axis=-1)
-
-
-def maxent_scores(table, offsets_NxK, v: int):
-  """[N, V]: the sum over features of ``table[o : o + V]``."""
-  rows = jax.vmap(jax.vmap(lambda o: jax.lax.dynamic_slice_in_dim(table, o, v)))(offsets_NxK)
-  return rows.sum(axis=1)
 
 
 # -- Exact scores -------------------------------------------------------------------------
@@ -322,79 +297,3 @@ def _cluster_bwd(grads, g):
 
 
 cluster_sum_nll.defvjp(_cluster_fwd, _cluster_bwd)
-
-
-def log_uniform_log_q(k, v: int):
-  """ln Q(k) of TensorFlow's log-uniform (Zipfian) sampler over [0, v): ln((k+2)/(k+1)) / ln(v+1)."""
-  k = k.astype(jnp.float32)
-  return jnp.log(jnp.log1p(1.0 / (k + 1.0)) / math.log(v + 1.0))
-
-
-def sample_log_uniform(rng, num: int, v: int):
-  """``num`` ids drawn with replacement from Q: ``floor(exp(u ln(v + 1))) - 1`` (as TensorFlow)."""
-  u = jax.random.uniform(rng, (num,), jnp.float32)
-  k = jnp.floor(jnp.exp(u * math.log(v + 1.0))).astype(jnp.int32) - 1
-  return jnp.clip(k, 0, v - 1)
-
-
-def sample_unique(rng, num: int, v: int):
-  """TensorFlow's ``unique=True`` draw: log-uniform ids until ``num`` distinct ones.
-
-  Returns the distinct ids in the order first drawn and ``num_tries``, the number of
-  draws it took, from which each id's expected count is ``-expm1(tries * log1p(-Q))``.
-  Draws come in rounds of ``num``; within a round they are taken in order.
-  """
-  if num > v:
-    raise ValueError(f"cannot draw {num} distinct ids out of {v}")
-
-  def body(s):
-    key, seen, count, tries, out = s
-    key, sub = jax.random.split(key)
-    c = sample_log_uniform(sub, num, v)
-    order = jnp.argsort(c, stable=True)
-    sc = c[order]
-    first_sorted = jnp.concatenate([jnp.ones(1, bool), sc[1:] != sc[:-1]])
-    first = jnp.zeros(num, bool).at[order].set(first_sorted)
-    new = first & ~seen[c]
-    rank = jnp.cumsum(new)
-    take = new & (count + rank <= num)
-    out = out.at[jnp.where(take, count + rank - 1, num)].set(c, mode="drop")
-    seen = seen.at[jnp.where(take, c, v)].set(True, mode="drop")
-    taken = take.sum()
-    last = jnp.max(jnp.where(take, jnp.arange(num), -1))
-    tries = tries + jnp.where(count + taken >= num, last + 1, num)
-    return key, seen, count + taken, tries, out
-
-  init = (rng, jnp.zeros(v, bool), jnp.int32(0), jnp.int32(0), jnp.zeros(num, jnp.int32))
-  _, _, _, tries, out = jax.lax.while_loop(lambda s: s[2] < num, body, init)
-  return out, tries
-
-
-def log_expected_count(ids, tries, v: int):
-  """ln of TensorFlow's expected count for a unique draw: ``-expm1(tries * log1p(-Q(k)))``."""
-  q = jnp.exp(log_uniform_log_q(ids, v))
-  return jnp.log(-jnp.expm1(tries.astype(jnp.float32) * jnp.log1p(-q)))
-
-
-def sampled_logits(h_NxD, w_DxV, b_V, t_N, sampled_S, tries):
-  """``[true | sampled]`` logits, each minus ln(expected count), accidental hits removed."""
-  v = w_DxV.shape[1]
-  true_N = (h_NxD * w_DxV[:, t_N].T).sum(-1) + b_V[t_N] - log_expected_count(t_N, tries, v)
-  samp_NxS = h_NxD @ w_DxV[:, sampled_S] + b_V[sampled_S]
-  samp_NxS = samp_NxS - log_expected_count(sampled_S, tries, v)
-  hit_NxS = sampled_S[None, :] == t_N[:, None]
-  samp_NxS = jnp.where(hit_NxS, jnp.finfo(jnp.float32).min, samp_NxS)
-  return jnp.concatenate([true_N[:, None], samp_NxS], axis=1)
-
-
-def sampled_sum_nll(h_NxD, w_DxV, b_V, t_N, rng, num_sampled: int, loss: str = "softmax"):
-  """Sampled softmax (or BlackOut) loss summed over rows; one candidate set per step."""
-  sampled_S, tries = sample_unique(rng, num_sampled, w_DxV.shape[1])
-  logits = sampled_logits(h_NxD, w_DxV, b_V, t_N, sampled_S, tries)
-  logp = jax.nn.log_softmax(logits, axis=-1)
-  if loss == "softmax":
-    return -logp[:, 0].sum()
-  # BlackOut: the target is right, every sample wrong, under the weighted softmax.
-  hit = jnp.concatenate([jnp.zeros_like(t_N[:, None], bool), sampled_S[None] == t_N[:, None]], 1)
-  not_p = jnp.log1p(-jnp.exp(jnp.minimum(logp, -1e-7)))
-  return -(logp[:, 0] + jnp.where(hit, 0.0, not_p)[:, 1:].sum(-1)).sum()

@@ -177,7 +177,7 @@ def apply(
     new_carry.append(c)
   feats = {"h": x_BxTxD}
   if cfg.maxent_order:  # The n-gram history, <s>-padded at sentence starts (as the window model).
-    from lm_jax.models.output_layers import maxent_offsets
+    from lm_jax.models.maxent import maxent_offsets
     from lm_jax.models.window import windows
 
     ctx_BxTxC, history = windows(carry[-1]["history"], inputs_BxT, cfg.bos_id)
