@@ -22,7 +22,7 @@ from lm_jax.train.step import init_state, train_step
 
 
 def make_cfg(v: int, **kw) -> ModelConfig:
-  base = dict(kind="lstm", embed_dim=6, hidden_dim=8, num_layers=1, in_vocab=v + 1, out_vocab=v)
+  base = dict(kind="elman", embed_dim=6, hidden_dim=8, num_layers=1, in_vocab=v + 1, out_vocab=v)
   return ModelConfig(**{**base, "bos_id": v, **kw})
 
 
