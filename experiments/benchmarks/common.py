@@ -114,3 +114,35 @@ def quiet_stderr():
     finally:
       os.dup2(saved, 2)
       os.close(saved)
+
+
+def train_step_runner(model_cfg, optim_cfg, train_cfg, inputs, targets, seed: int = 0):
+  """``step()``: one jitted, donated lm_jax ``train_step`` over ``[B, L]`` inputs/targets that
+  blocks on its result; the state lives inside (the segments wrap around)."""
+  import functools
+
+  import jax
+
+  from lm_jax.train.step import init_state, train_step
+
+  segments = inputs.shape[1] // train_cfg.seq_len
+  fn = jax.jit(
+    functools.partial(
+      train_step,
+      model_cfg=model_cfg,
+      optim_cfg=optim_cfg,
+      train_cfg=train_cfg,
+      steps_per_epoch=segments,
+      total_steps=segments,
+    ),
+    donate_argnums=0,
+  )
+  init = jax.jit(init_state, static_argnums=(0, 1, 2, 3))
+  holder = [init(seed, model_cfg, optim_cfg, train_cfg.batch_size)]
+  data = jax.device_put({"inputs": inputs, "targets": targets}, jax.devices()[0])
+
+  def step():
+    holder[0] = fn(holder[0], data)
+    holder[0].step.block_until_ready()
+
+  return step

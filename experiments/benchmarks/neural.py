@@ -11,7 +11,6 @@ by the float32 matmul rate measured on this machine in the same run.
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 
@@ -19,9 +18,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from experiments.benchmarks.common import train_step_runner
 from lm_jax.models import ModelConfig
 from lm_jax.spec import OptimConfig, TrainConfig
-from lm_jax.train.step import init_state, train_step
 
 VOCAB, HIDDEN, BATCH, UNROLL = 10_000, 200, 20, 35
 MODELS = (("elman", 1), ("lstm", 2))
@@ -74,26 +73,7 @@ def lm_jax_seconds_per_step(kind: str, layers: int, steps: int) -> float:
   )
   optim_cfg = OptimConfig(name="sgd", learning_rate=1.0, clip_norm=5.0)
   train_cfg = TrainConfig(batch_size=BATCH, seq_len=UNROLL)
-  state = jax.jit(init_state, static_argnums=(0, 1, 2, 3))(0, model_cfg, optim_cfg, BATCH)
-  step_fn = jax.jit(
-    functools.partial(
-      train_step,
-      model_cfg=model_cfg,
-      optim_cfg=optim_cfg,
-      train_cfg=train_cfg,
-      steps_per_epoch=steps + 2,
-      total_steps=steps + 2,
-    ),
-    donate_argnums=0,
-  )
-  inputs, targets = _stream(steps + 2)
-  data = jax.device_put({"inputs": inputs, "targets": targets}, jax.devices()[0])
-  holder = [state]
-
-  def step():
-    holder[0] = step_fn(holder[0], data)
-    holder[0].step.block_until_ready()
-
+  step = train_step_runner(model_cfg, optim_cfg, train_cfg, *_stream(steps + 2))
   step(), step()  # compile, warm up
   return _timed(step, steps)
 
