@@ -14,11 +14,11 @@ gradient (``nn.Embedding(sparse=True)``), its usual large-vocabulary setup.
 from __future__ import annotations
 
 import os
-import time
 
 import numpy as np
 
 from experiments.benchmarks.common import train_step_runner
+from experiments.benchmarks.neural import _timed
 from lm_jax.models import ModelConfig
 from lm_jax.spec import OptimConfig, TrainConfig
 
@@ -32,13 +32,6 @@ def zipf_stream(steps: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
   cdf = np.cumsum(1.0 / np.arange(1, VOCAB + 1))
   ids = np.searchsorted(cdf / cdf[-1], rng.random((BATCH, steps * UNROLL + 1))).astype(np.int32)
   return ids[:, :-1], ids[:, 1:]
-
-
-def _timed(step, n: int) -> float:
-  t = time.perf_counter()
-  for _ in range(n):
-    step()
-  return (time.perf_counter() - t) / n
 
 
 def lm_jax_seconds_per_step(output: str, steps: int) -> float:
