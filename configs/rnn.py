@@ -120,6 +120,10 @@ def elman_maxent_ptb():
   c.train.num_epochs = 8
   c.optim.update(schedule="epoch_decay", decay_after_epochs=4, decay_rate=0.5)
   c.optim.plateau.enabled = False
+  # The n-gram weights by plain SGD with L2, as RNNME's direct connections (Adam overfits
+  # them: lm_jax's own attempt, experiments/results/elman_maxent_ptb_attempt.log). 100 on a
+  # mean over 32 x 35 tokens is RNNME's per-token rate 0.1; L2 1e-6 is its beta.
+  c.optim.update(maxent_learning_rate=100.0, maxent_l2=1e-6)
   return c
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+import jax
 import jax.numpy as jnp
 import optax
 
@@ -20,10 +21,37 @@ __all__ = ["OptimConfig", "make_optimizer", "make_plateau", "plateau_update", "l
 
 
 def make_optimizer(cfg: OptimConfig) -> optax.GradientTransformation:
-  """Update direction before the learning rate: clip, (L2 / momentum | Adam), decoupled decay."""
+  """Update direction before the learning rate: clip, (L2 / momentum | Adam), decoupled decay.
+
+  With ``maxent_learning_rate`` the MaxEnt table (``params["maxent"]``) takes its own
+  direction, ``(g + maxent_l2 * w) * maxent_learning_rate / learning_rate``, so after the
+  step's ``-learning_rate(step)`` it is plain SGD at ``maxent_learning_rate`` with the same
+  decay.  Adam would give each rarely hashed weight a full-size step whatever its gradient,
+  which lets the n-gram weights memorize the training text.
+  """
+  clip = [optax.clip_by_global_norm(cfg.clip_norm)] if cfg.clip_norm > 0 else []
+  parts = clip + _main_parts(cfg)  # one flat chain: the state layout of earlier checkpoints
+  if not cfg.maxent_learning_rate:
+    return optax.chain(*parts) if parts else optax.identity()
+  main = optax.chain(*_main_parts(cfg)) if _main_parts(cfg) else optax.identity()
+  maxent = optax.chain(
+    optax.add_decayed_weights(cfg.maxent_l2),
+    optax.scale(cfg.maxent_learning_rate / cfg.learning_rate),
+  )
+  split = optax.multi_transform({"main": main, "maxent": maxent}, maxent_labels)
+  return optax.chain(*clip, split)
+
+
+def maxent_labels(params: dict) -> dict:
+  """``"maxent"`` for the MaxEnt table, ``"main"`` for every other leaf."""
+  return {
+    k: jax.tree.map(lambda _, k=k: "maxent" if k == "maxent" else "main", v)
+    for k, v in params.items()
+  }
+
+
+def _main_parts(cfg: OptimConfig) -> list:
   parts = []
-  if cfg.clip_norm > 0:
-    parts.append(optax.clip_by_global_norm(cfg.clip_norm))
   if cfg.name == "sgd":
     if cfg.weight_decay:
       parts.append(optax.add_decayed_weights(cfg.weight_decay))
@@ -33,7 +61,7 @@ def make_optimizer(cfg: OptimConfig) -> optax.GradientTransformation:
     parts.append(optax.scale_by_adam(b1=cfg.b1, b2=cfg.b2, eps=cfg.eps))
     if cfg.weight_decay:
       parts.append(optax.add_decayed_weights(cfg.weight_decay))  # AdamW (Loshchilov & Hutter).
-  return optax.chain(*parts) if parts else optax.identity()
+  return parts
 
 
 def make_plateau(cfg: OptimConfig) -> optax.GradientTransformationExtraArgs:

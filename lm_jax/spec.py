@@ -112,6 +112,10 @@ class OptimConfig:
   decay_rate: float = 0.5  # epoch_decay: factor per epoch once decay starts
   decay_after_epochs: int = 4  # epoch_decay: epochs at the full rate (Zaremba's max_epoch)
   sparse_embedding: bool = False  # SGD: update only the embedding rows a step used (large V)
+  # RNN + MaxEnt: > 0 trains the hashed n-gram weights by plain SGD at this rate (times the
+  # schedule's decay), with L2 ``maxent_l2``, as RNNME's direct connections; 0 = same optimizer.
+  maxent_learning_rate: float = 0.0
+  maxent_l2: float = 0.0
   plateau: bool = False
   plateau_factor: float = 0.5
   plateau_patience: int = 1
@@ -261,6 +265,16 @@ def parse_optim(section: dict[str, Any]) -> OptimConfig:
       "for plain SGD only; set optim.name='sgd', momentum=0, weight_decay=0, or "
       "optim.sparse_embedding=False."
     )
+  if cfg.maxent_learning_rate < 0 or cfg.maxent_l2 < 0:
+    raise ConfigError(
+      "optim.maxent_learning_rate and optim.maxent_l2 must be >= 0 (0 = the MaxEnt weights "
+      f"share the main optimizer), got {cfg.maxent_learning_rate} and {cfg.maxent_l2}."
+    )
+  if cfg.maxent_l2 and not cfg.maxent_learning_rate:
+    raise ConfigError(
+      "optim.maxent_l2 applies to the MaxEnt weights' own SGD; set optim.maxent_learning_rate "
+      "> 0 as well, or optim.maxent_l2=0."
+    )
   if cfg.plateau and not (0 < cfg.plateau_factor < 1 and cfg.plateau_patience >= 1):
     raise ConfigError(
       "optim.plateau needs 0 < factor < 1 and patience >= 1 (epochs without "
@@ -322,6 +336,11 @@ def parse_neural(config: ml_collections.ConfigDict) -> NeuralSpec:
       "optim.sparse_embedding needs a recurrent model (elman, lstm, gru) whose embedding is "
       "used only as input (model.tie_weights=False, model.grad='autodiff'); set "
       "optim.sparse_embedding=False."
+    )
+  if optim.maxent_learning_rate and not model.maxent_order:
+    raise ConfigError(
+      "optim.maxent_learning_rate trains MaxEnt weights, but model.maxent_order=0 has none; "
+      "set model.maxent_order >= 2 or optim.maxent_learning_rate=0."
     )
   data = parse_data(section(config, "data"))
   return NeuralSpec(_seed(config), data, model, optim, train, evals, recorded(config, data))

@@ -10,9 +10,9 @@ import pytest
 from runs import finals_of, run_metrics
 
 from configs import rnn as rnn_configs
-from lm_jax import train
+from lm_jax import optim, train
 from lm_jax.errors import ConfigError
-from lm_jax.models import ModelConfig, get_model, maxent
+from lm_jax.models import ModelConfig, adaptive_tail, get_model, maxent
 from lm_jax.models import output_layers as ol
 from lm_jax.models import sampled_softmax as ss
 from lm_jax.sampling import sample_from_workdir
@@ -101,14 +101,14 @@ def test_exact_layers_sum_to_one_in_float64(output, v):
 
 @pytest.mark.parametrize("output", ["full", "adaptive", "class", "maxent"])
 def test_training_loss_and_its_hand_written_gradients_equal_autodiff_of_the_exact_loss(output):
-  """The training path (fused or chunked, custom backward passes) against jax.grad of
-  -log_softmax(scores)[target], float64.  V = 300 with a chunk of 32 rows: the adaptive
-  clusters get several chunks, and some rows fall in none."""
+  """The training path (fused or blocked, custom backward passes) against jax.grad of
+  -log_softmax(scores)[target], float64.  V = 300: the adaptive clusters get blocks of
+  two sizes, and some rows fall in none."""
   with jax.enable_x64(True):
     cfg = make_cfg(300, **layer_kwargs(output, 300))
     params = perturbed_params(cfg, jnp.float64)
     inputs, targets = problem(cfg, b=6, t=15)
-    if output == "adaptive":  # Enough rows in the first tail cluster for three chunks.
+    if output == "adaptive":  # More than 32 rows in the first tail cluster.
       targets = targets.at[:4].set(30 + targets[:4] % 100)
     exact, trained = exact_and_train_losses(cfg, params, inputs, targets, jnp.float64)
     (loss, ours), (ref_loss, ref) = (
@@ -119,6 +119,37 @@ def test_training_loss_and_its_hand_written_gradients_equal_autodiff_of_the_exac
       jax.tree_util.tree_leaves_with_path(ours), *map(jax.tree.leaves, (ours, ref))
     ):
       np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12, err_msg=str(path[0]))
+
+
+@pytest.mark.parametrize("count", [0, 1, 32, 33, 100, 256, 300, 600])
+def test_adaptive_tail_blocks_of_every_size_equal_autodiff(count):
+  """One tail cluster's loss and gradients, whichever block (or loop of blocks) holds its
+  rows, against jax.grad of the plain formula over the same rows, float64."""
+  with jax.enable_x64(True):
+    n, d_in, d, size = 600, 5, 3, 40
+    k = jax.random.split(jax.random.PRNGKey(count), 5)
+    h, p, w, b = (
+      jax.random.normal(kk, s) for kk, s in zip(k, [(n, d_in), (d_in, d), (d, size), (size,)])
+    )
+    inside = jax.random.permutation(k[4], jnp.arange(n) < count)
+    local = jnp.arange(n) * 7 % size
+
+    def plain(h, p, w, b):
+      nll = -jnp.take_along_axis(jax.nn.log_softmax(h @ p @ w + b), local[:, None], -1)[:, 0]
+      return jnp.where(inside, nll, 0.0).sum()
+
+    def blocked(h, p, w, b):
+      return adaptive_tail.cluster_sum_nll(
+        h, p, w, b, adaptive_tail.padded_rows(inside), local, inside.sum()
+      )
+
+    (loss, ours), (ref_loss, ref) = (
+      jax.jit(jax.value_and_grad(f, argnums=(0, 1, 2, 3)))(h, p, w, b) for f in (blocked, plain)
+    )
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-12, atol=1e-12)
+    for a, r in zip(ours, ref):
+      np.testing.assert_allclose(a, r, rtol=1e-9, atol=1e-12)
+    assert (loss > 0) == (count > 0)
 
 
 def test_adaptive_matches_pytorch_adaptive_log_softmax():
@@ -285,8 +316,13 @@ def test_output_config_errors_name_the_fix():
     train.train_and_evaluate(config, "/nonexistent/never-written")
 
 
-def test_sparse_embedding_sgd_equals_dense_sgd_with_clipping():
-  cfg = make_cfg(40, output="adaptive", adaptive_cutoffs="10,25")
+@pytest.mark.parametrize("layer", ["adaptive", "maxent"])
+def test_sparse_embedding_sgd_equals_dense_sgd_with_clipping(layer):
+  if layer == "adaptive":
+    cfg, extra = make_cfg(40, output="adaptive", adaptive_cutoffs="10,25"), {}
+  else:  # MaxEnt weights on their own SGD rate and L2, in both paths
+    cfg, extra = make_cfg(40, **layer_kwargs("maxent", 40)), dict(maxent_learning_rate=3.0)
+    extra["maxent_l2"] = 0.1
   tc = TrainConfig(batch_size=4, seq_len=6)
   rng = np.random.default_rng(0)
   data = {
@@ -295,7 +331,7 @@ def test_sparse_embedding_sgd_equals_dense_sgd_with_clipping():
   }
   out = []
   for sparse in (False, True):
-    oc = OptimConfig(name="sgd", learning_rate=0.5, clip_norm=1.0, sparse_embedding=sparse)
+    oc = OptimConfig(name="sgd", learning_rate=0.5, clip_norm=1.0, sparse_embedding=sparse, **extra)
     step = jax.jit(
       functools.partial(
         train_step, model_cfg=cfg, optim_cfg=oc, train_cfg=tc, steps_per_epoch=10, total_steps=10
@@ -307,6 +343,27 @@ def test_sparse_embedding_sgd_equals_dense_sgd_with_clipping():
     out.append(state.params)
   for a, b in zip(*map(jax.tree.leaves, out)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_maxent_weights_take_plain_sgd_with_l2_and_the_rest_adam():
+  params = {"W": jnp.array([0.5, -1.0, 2.0]), "maxent": jnp.array([1.0, -2.0, 0.0, 3.0])}
+  grads = {"W": jnp.array([3.0, 0.0, -4.0]), "maxent": jnp.array([0.0, 4.0, -2.0, 1.0])}
+  norm = math.sqrt(9 + 16 + 16 + 4 + 1)  # the global norm over both: clipping sees all
+  base = dict(name="adam", learning_rate=2e-3, clip_norm=2.0)
+  split = optim.make_optimizer(OptimConfig(**base, maxent_learning_rate=0.5, maxent_l2=0.25))
+  updates, _ = split.update(grads, split.init(params), params)
+  clipped = {k: np.asarray(g) * 2.0 / norm for k, g in grads.items()}
+  # SGD at 0.5 with L2 0.25: direction (g + 0.25 w) * 0.5 / 2e-3, scaled by -2e-3 in the step.
+  want = (clipped["maxent"] + 0.25 * np.asarray(params["maxent"])) * 0.5 / 2e-3
+  np.testing.assert_allclose(updates["maxent"], want, rtol=1e-6)
+  adam = optim.make_optimizer(OptimConfig(**base))
+  plain, _ = adam.update(grads, adam.init(params), params)
+  np.testing.assert_allclose(updates["W"], plain["W"], rtol=1e-6)  # Adam, elementwise
+  assert not np.allclose(plain["maxent"], updates["maxent"])
+  config = rnn_configs.get_config("lstm_small_ptb,tiny")
+  config.optim.maxent_learning_rate = 1.0
+  with pytest.raises(ConfigError, match="model.maxent_order=0 has none"):
+    parse_neural(config)
 
 
 @pytest.mark.parametrize(

@@ -20,8 +20,8 @@ The layers (ids are frequency-sorted: ``<unk>``, ``</s>``, then by training coun
   cluster ``i`` (ids ``[cutoff_i, cutoff_{i+1})``) is a softmax over its ids from the
   projection ``h P_i`` of size ``D // div ** (i + 1)``.  ``p(w) = p_head(cluster(w))
   p_i(w)``.  Training computes a cluster's softmax only for the rows whose target is in
-  it, in chunks of ``CHUNK`` rows; its gradients are made in the same pass as its loss
-  (a hand-written backward pass; nothing of size rows x cluster is kept).
+  it (``adaptive_tail``: one block sized to those rows, gradients made in the same pass
+  as the loss; nothing of size rows x cluster is kept).
 - ``class`` (Goodman 2001; Mikolov's RNNLM toolkit): ``p(w) = p(c(w)) p(w | c(w))``
   with classes as frequency bins over the training counts, each a contiguous id
   range (``class_bounds``).  The within-class softmax shares one [D, V] matrix.
@@ -47,10 +47,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from lm_jax import losses
+from lm_jax.models import adaptive_tail
 from lm_jax.models.maxent import maxent_scores
 from lm_jax.models.sampled_softmax import sampled_sum_nll
-
-CHUNK = 32  # adaptive: rows per tail-cluster chunk
 
 
 def uniform(key, shape, scale):
@@ -233,67 +232,9 @@ def adaptive_sum_nll(params: dict, h_NxD, t_N, cfg):
   total = losses.output_nll(h_NxD, params["W_o"], params["b_o"], head_t).sum()
   for i, ((a, b), tail) in enumerate(zip(cluster_bounds(cfg), params["tail"])):
     inside = cluster_N == i + 1
-    # Rows of this cluster first (stable), padded by one chunk: every slice stays in range.
-    rows = jnp.argsort(~inside, stable=True).astype(jnp.int32)
-    rows = jnp.concatenate([rows, jnp.zeros((CHUNK,), jnp.int32)])
+    rows = adaptive_tail.padded_rows(inside)
     local = jnp.clip(t_N - a, 0, b - a - 1)
-    total = total + cluster_sum_nll(
+    total = total + adaptive_tail.cluster_sum_nll(
       h_NxD, tail["P"], tail["W"], tail["b"], rows, local, inside.sum()
     )
   return total
-
-
-def _chunk_logits(h_NxD, p, w, b, rows, local, count, i):
-  r_R = jax.lax.dynamic_slice_in_dim(rows, i * CHUNK, CHUNK)
-  valid_R = i * CHUNK + jnp.arange(CHUNK) < count
-  h_RxD = h_NxD[r_R]
-  x_Rxd = h_RxD @ p
-  logits_Rxn = x_Rxd @ w + b
-  return r_R, valid_R, h_RxD, x_Rxd, logits_Rxn, local[r_R]
-
-
-def _num_chunks(count):
-  return (count + CHUNK - 1) // CHUNK
-
-
-@jax.custom_vjp
-def cluster_sum_nll(h_NxD, p, w, b, rows, local, count):
-  """Σ over the ``count`` rows listed first in ``rows`` of ``-log softmax(h P W + b)[local]``."""
-
-  def body(i, total):
-    _, valid_R, _, _, logits, loc_R = _chunk_logits(h_NxD, p, w, b, rows, local, count, i)
-    lse = jax.nn.logsumexp(logits, axis=-1)
-    picked = jnp.take_along_axis(logits, loc_R[:, None], axis=-1)[:, 0]
-    return total + jnp.where(valid_R, lse - picked, 0.0).sum()
-
-  return jax.lax.fori_loop(0, _num_chunks(count), body, jnp.zeros((), h_NxD.dtype))
-
-
-def _cluster_fwd(h_NxD, p, w, b, rows, local, count):
-  # The loss is a sum (a scalar), so its gradients can be made in the same pass over the
-  # chunks as the loss itself: one logits matmul per chunk, no recomputation; the
-  # backward pass only scales them by the incoming cotangent.
-  def body(i, acc):
-    total, dh, dp, dw, db = acc
-    r_R, valid_R, h_RxD, x_Rxd, logits, loc_R = _chunk_logits(h_NxD, p, w, b, rows, local, count, i)
-    lse = jax.nn.logsumexp(logits, axis=-1)
-    picked = jnp.take_along_axis(logits, loc_R[:, None], axis=-1)[:, 0]
-    total = total + jnp.where(valid_R, lse - picked, 0.0).sum()
-    d_Rxn = jnp.exp(logits - lse[:, None]) - jax.nn.one_hot(loc_R, logits.shape[-1], dtype=w.dtype)
-    d_Rxn = d_Rxn * valid_R[:, None]
-    dx_Rxd = d_Rxn @ w.T
-    dh = dh.at[r_R].add(dx_Rxd @ p.T)
-    return total, dh, dp + h_RxD.T @ dx_Rxd, dw + x_Rxd.T @ d_Rxn, db + d_Rxn.sum(0)
-
-  zeros = tuple(jnp.zeros_like(x) for x in (h_NxD, p, w, b))
-  total, *grads = jax.lax.fori_loop(
-    0, _num_chunks(count), body, (jnp.zeros((), h_NxD.dtype), *zeros)
-  )
-  return total, tuple(grads)
-
-
-def _cluster_bwd(grads, g):
-  return (*(g * x for x in grads), None, None, None)
-
-
-cluster_sum_nll.defvjp(_cluster_fwd, _cluster_bwd)

@@ -186,6 +186,9 @@ def _sparse_embedding_sgd(loss_fn, state: TrainState, inputs_BxT, optim_cfg: Opt
     scale = jnp.where(norm < optim_cfg.clip_norm, 1.0, optim_cfg.clip_norm / norm)
   step = -lr * scale
   params = {k: jax.tree.map(lambda p, g: p + step * g, v, g_rest[k]) for k, v in rest.items()}
+  if optim_cfg.maxent_learning_rate:  # as optim.make_optimizer's MaxEnt direction
+    w, ratio = rest["maxent"], optim_cfg.maxent_learning_rate / optim_cfg.learning_rate
+    params["maxent"] = w - lr * ratio * (scale * g_rest["maxent"] + optim_cfg.maxent_l2 * w)
   params["embed"] = embed.at[ids_N].add(step * g_NxE)
   return params, state.opt_state, sum_nll, new_carry
 

@@ -1,0 +1,92 @@
+"""The adaptive softmax's tail clusters in training: each cluster's loss over its own rows.
+
+A batch's rows whose target lies in cluster ``i`` are a dynamic subset, and the
+cluster's softmax is [rows x cluster size]: at the One Billion Word size (clusters of
+180k and 593k ids) one pass over its logits costs more than the matmul that makes
+them.  So:
+
+- the rows are gathered (sorted to the front) and processed in one block whose size is
+  the smallest of ``BLOCKS`` that holds them, chosen with ``lax.switch``: one compiled
+  branch per size, only the chosen one runs.  More rows than the largest block go
+  through a ``fori_loop`` of largest blocks;
+- the gradients are made in the same pass as the loss (a hand-written VJP): the
+  logits are read by the log-sum-exp and once more to make ``softmax - onehot``, and
+  nothing of size rows x cluster is kept for the backward pass, which only scales
+  the gradients by the incoming cotangent.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+BLOCKS = (32, 64, 128, 256)  # rows per block; the last one loops
+
+
+def padded_rows(inside_N):
+  """Row ids with the cluster's rows first (stable), padded so every block slice is in range."""
+  rows = jnp.argsort(~inside_N, stable=True).astype(jnp.int32)
+  return jnp.concatenate([rows, jnp.zeros((BLOCKS[-1],), jnp.int32)])
+
+
+def _block(h_NxD, p, w, b, rows, local, count, start, size):
+  """One block of ``size`` rows from ``start``: loss and gradients (zero for padding rows)."""
+  r_R = jax.lax.dynamic_slice_in_dim(rows, start, size)
+  valid_R = start + jnp.arange(size) < count
+  h_RxD = h_NxD[r_R]
+  x_Rxd = h_RxD @ p
+  xw_Rxn = x_Rxd @ w  # The bias is added inside the two passes that read it, never stored.
+  loc_R = local[r_R]
+  lse = jax.nn.logsumexp(xw_Rxn + b, axis=-1)
+  picked = jnp.take_along_axis(xw_Rxn, loc_R[:, None], axis=-1)[:, 0] + b[loc_R]
+  loss = jnp.where(valid_R, lse - picked, 0.0).sum()
+  hit = jnp.arange(w.shape[-1])[None, :] == loc_R[:, None]
+  d_Rxn = jnp.where(valid_R[:, None], jnp.exp(xw_Rxn + b - lse[:, None]) - hit, 0.0)
+  dx_Rxd = d_Rxn @ w.T
+  return r_R, loss, dx_Rxd @ p.T, h_RxD.T @ dx_Rxd, x_Rxd.T @ d_Rxn, d_Rxn.sum(0)
+
+
+def _one_block(size, h_NxD, p, w, b, rows, local, count):
+  r_R, loss, dh_R, dp, dw, db = _block(h_NxD, p, w, b, rows, local, count, 0, size)
+  return loss, jnp.zeros_like(h_NxD).at[r_R].add(dh_R), dp, dw, db
+
+
+def _looped(h_NxD, p, w, b, rows, local, count):
+  size = BLOCKS[-1]
+
+  def body(i, acc):
+    total, dh, dp, dw, db = acc
+    r_R, loss, dh_R, dp_i, dw_i, db_i = _block(h_NxD, p, w, b, rows, local, count, i * size, size)
+    return total + loss, dh.at[r_R].add(dh_R), dp + dp_i, dw + dw_i, db + db_i
+
+  zeros = tuple(jnp.zeros_like(x) for x in (h_NxD, p, w, b))
+  start = (jnp.zeros((), h_NxD.dtype), *zeros)
+  return jax.lax.fori_loop(0, (count + size - 1) // size, body, start)
+
+
+def _loss_and_grads(h_NxD, p, w, b, rows, local, count):
+  n = h_NxD.shape[0]
+  sizes = [s for s in BLOCKS[:-1] if s < n]
+  branches = [functools.partial(_one_block, s) for s in sizes] + [_looped]
+  index = jnp.searchsorted(jnp.asarray(sizes, jnp.int32), count) if sizes else 0
+  loss, *grads = jax.lax.switch(index, branches, h_NxD, p, w, b, rows, local, count)
+  return loss, tuple(grads)
+
+
+@jax.custom_vjp
+def cluster_sum_nll(h_NxD, p, w, b, rows, local, count):
+  """Σ over the ``count`` rows listed first in ``rows`` of ``-log softmax(h P W + b)[local]``."""
+  return _loss_and_grads(h_NxD, p, w, b, rows, local, count)[0]
+
+
+def _fwd(h_NxD, p, w, b, rows, local, count):
+  return _loss_and_grads(h_NxD, p, w, b, rows, local, count)
+
+
+def _bwd(grads, g):
+  return (*(g * x for x in grads), None, None, None)
+
+
+cluster_sum_nll.defvjp(_fwd, _bwd)
