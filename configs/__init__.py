@@ -46,11 +46,16 @@ def make_tiny(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.data = spec.as_config(spec.DataSpec(name="pydoc", level=c.data.level))
   c.model.embed_dim = c.model.hidden_dim = 16
   c.model.num_layers = min(c.model.num_layers, 2)
+  if c.model.get("projection"):
+    c.model.projection = 8
   c.model.context = min(c.model.context, 3)
   if c.model.get("output") == "adaptive":  # Cutoffs inside the embedded corpus's ~2,300 ids.
     c.model.adaptive_cutoffs = "200,1000"
   c.model.num_sampled = min(c.model.get("num_sampled", 64), 64)
   c.model.num_classes = min(c.model.get("num_classes", 20), 20)
+  if c.optim.get("maxent_learning_rate"):  # the same rate per token over fewer tokens a step
+    per_seq = c.train.loss_normalizer == "sequences"  # a sum over time, a mean over the batch
+    c.optim.maxent_learning_rate *= 4 / c.train.batch_size * (1 if per_seq else 8 / c.train.seq_len)
   c.train.batch_size, c.train.seq_len = 4, 8
   c.train.num_steps = 30
   c.train.log_every_steps, c.train.checkpoint_every_steps = 10, 20

@@ -21,7 +21,7 @@ __all__ = ["OptimConfig", "make_optimizer", "make_plateau", "plateau_update", "l
 
 
 def make_optimizer(cfg: OptimConfig) -> optax.GradientTransformation:
-  """Update direction before the learning rate: clip, (L2 / momentum | Adam), decoupled decay.
+  """Update direction before the learning rate: clip, (L2 / momentum | Adagrad | Adam), decay.
 
   With ``maxent_learning_rate`` the MaxEnt table (``params["maxent"]``) takes its own
   direction, ``(g + maxent_l2 * w) * maxent_learning_rate / learning_rate``, so after the
@@ -57,6 +57,10 @@ def _main_parts(cfg: OptimConfig) -> list:
       parts.append(optax.add_decayed_weights(cfg.weight_decay))
     if cfg.momentum:
       parts.append(optax.trace(decay=cfg.momentum))
+  elif cfg.name == "adagrad":  # Duchi et al. 2011; Jozefowicz et al. 2016, Grave et al. 2017
+    parts.append(optax.scale_by_rss(initial_accumulator_value=cfg.adagrad_initial, eps=cfg.eps))
+    if cfg.weight_decay:
+      parts.append(optax.add_decayed_weights(cfg.weight_decay))
   else:
     parts.append(optax.scale_by_adam(b1=cfg.b1, b2=cfg.b2, eps=cfg.eps))
     if cfg.weight_decay:

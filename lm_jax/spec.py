@@ -24,7 +24,7 @@ __all__ = ["as_config"]  # Re-exported: configs/ builds its ConfigDicts from the
 MODEL_KINDS = ("window", "elman", "lstm", "gru")
 ACTIVATIONS = ("tanh", "sigmoid")
 GRADS = ("autodiff", "manual")
-OPTIMIZERS = ("sgd", "adam")
+OPTIMIZERS = ("sgd", "adam", "adagrad")
 SCHEDULES = ("constant", "epoch_decay", "cosine")
 NORMALIZERS = ("sequences", "tokens")
 LEVELS = ("word", "char")
@@ -106,14 +106,17 @@ class OptimConfig:
   b1: float = 0.9
   b2: float = 0.999
   eps: float = 1e-8
+  adagrad_initial: float = 0.1  # adagrad: the accumulator's start (TensorFlow's default)
   weight_decay: float = 0.0
   clip_norm: float = 5.0  # global-norm clipping threshold; 0 turns it off
   schedule: str = "constant"
   decay_rate: float = 0.5  # epoch_decay: factor per epoch once decay starts
   decay_after_epochs: int = 4  # epoch_decay: epochs at the full rate (Zaremba's max_epoch)
   sparse_embedding: bool = False  # SGD: update only the embedding rows a step used (large V)
-  # RNN + MaxEnt: > 0 trains the hashed n-gram weights by plain SGD at this rate (times the
-  # schedule's decay), with L2 ``maxent_l2``, as RNNME's direct connections; 0 = same optimizer.
+  # RNN + MaxEnt: > 0 trains the hashed n-gram weights by plain SGD on the step's loss at this
+  # rate (times the schedule's decay), with L2 ``maxent_l2``, as RNNME's direct connections
+  # (its per-token rate 0.1 is 0.1 x tokens per step with loss_normalizer="tokens"); 0 = the
+  # main optimizer.
   maxent_learning_rate: float = 0.0
   maxent_l2: float = 0.0
   plateau: bool = False
@@ -133,6 +136,9 @@ class TrainConfig:
   num_epochs: int = 13
   num_steps: int | None = None  # overrides num_epochs when set
   carry_state: bool = True  # carry the RNN state across segments (stop_gradient between)
+  # "bfloat16": embedding and recurrent layers compute in bfloat16 from float32 parameters
+  # (gradients, optimizer state and the output layer stay float32); "float32": all float32.
+  compute_dtype: str = "float32"
   loss_normalizer: str = (
     "sequences"  # Σnll / B (Zaremba: sum over time, mean over batch) or / (B·T)
   )
@@ -286,6 +292,7 @@ def parse_optim(section: dict[str, Any]) -> OptimConfig:
 def parse_train(section: dict[str, Any]) -> TrainConfig:
   train = freeze("train", section, TrainConfig)
   one_of("train.loss_normalizer", train.loss_normalizer, NORMALIZERS)
+  one_of("train.compute_dtype", train.compute_dtype, ("float32", "bfloat16"))
   at_least(
     "train",
     train,
@@ -327,6 +334,11 @@ def parse_neural(config: ml_collections.ConfigDict) -> NeuralSpec:
     raise ConfigError(
       "the window model needs train.carry_state=True (its state is the last "
       "words; resetting it would make every segment look like a sentence start)."
+    )
+  if train.compute_dtype != "float32" and model.grad == "manual":
+    raise ConfigError(
+      "model.grad='manual' (hand-derived BPTT) computes in float32 only; set "
+      "train.compute_dtype='float32' or model.grad='autodiff'."
     )
   optim = parse_optim(section(config, "optim"))
   if optim.sparse_embedding and (

@@ -8,6 +8,7 @@ import sys
 import pytest
 from runs import finals_of, run_metrics
 
+from configs import lm1b as lm1b_configs
 from configs import rnn as rnn_configs
 from configs import window as window_configs
 from lm_jax.spec import parse_neural
@@ -95,7 +96,11 @@ def test_unknown_keys_and_invalid_values_fail_before_training(tmp_path):
   assert not (tmp_path / "checkpoints").exists()
 
 
-ALL_PRESETS = [(rnn_configs, p) for p in rnn_configs.PRESETS] + [(window_configs, "ptb")]
+ALL_PRESETS = (
+  [(rnn_configs, p) for p in rnn_configs.PRESETS]
+  + [(lm1b_configs, p) for p in lm1b_configs.PRESETS]
+  + [(window_configs, "ptb")]
+)
 
 
 @pytest.mark.parametrize("module,preset", ALL_PRESETS)

@@ -141,6 +141,11 @@ def init(key, cfg) -> dict:
   return out
 
 
+def param_keys(cfg) -> frozenset:
+  """The keys ``init`` adds to the model's params (shapes only, nothing allocated)."""
+  return frozenset(jax.eval_shape(lambda: init(jax.random.PRNGKey(0), cfg)).keys())
+
+
 def output_weights(params: dict, cfg):
   """``(W_DxV, b_V)``: the full softmax matrix (adaptive: the head's; class: the words')."""
   if cfg.tie_weights:

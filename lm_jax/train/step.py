@@ -119,9 +119,13 @@ def train_step(
     if cfg.grad == "manual":
       sum_nll, new_carry = _manual_sum_nll(params, carry, inputs_BxT, targets_BxT, cfg)
     else:
+      run_params, run_carry = params, carry
+      if t.compute_dtype != "float32":  # float32 masters, cast here: their gradients stay f32
+        run_params, run_carry, embedded = _compute_cast(params, carry, embedded, cfg, t)
       feats, new_carry = model.apply(
-        params, carry, inputs_BxT, cfg, rng=rng, train=True, hidden=True, embedded=embedded
+        run_params, run_carry, inputs_BxT, cfg, rng=rng, train=True, hidden=True, embedded=embedded
       )
+      new_carry = jax.tree.map(lambda n, c: n.astype(c.dtype), new_carry, carry)
       sampling_rng = jax.random.fold_in(rng, 1 << 30)  # sampled softmax's candidates
       sum_nll = output_layers.train_sum_nll(params, feats, targets_BxT, cfg, sampling_rng)
     return sum_nll / normalizer, (sum_nll, new_carry)
@@ -157,6 +161,18 @@ def train_step(
     carry=jax.lax.stop_gradient(new_carry),
     acc=acc,
   )
+
+
+def _compute_cast(params, carry, embedded, cfg: ModelConfig, t: TrainConfig):
+  """Params (but the output layer's), carry and embedded rows in ``t.compute_dtype``."""
+  dtype = jnp.dtype(t.compute_dtype)
+  out_keys = output_layers.param_keys(cfg)
+
+  def cast(x):
+    return x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x
+
+  body = {k: v if k in out_keys else jax.tree.map(cast, v) for k, v in params.items()}
+  return body, jax.tree.map(cast, carry), None if embedded is None else cast(embedded)
 
 
 def _sparse_embedding_sgd(loss_fn, state: TrainState, inputs_BxT, optim_cfg: OptimConfig, lr):
