@@ -23,7 +23,12 @@ _VOCAB = flags.DEFINE_integer(
   None,
   "Predictable vocabulary size; skips reading the corpus (word counts then follow Zipf's law).",
 )
-_TOKENS = flags.DEFINE_integer("tokens", None, "Target training tokens (default: the config's).")
+_TOKENS = flags.DEFINE_integer(
+  "tokens",
+  None,
+  "With --vocab_size: the training stream's length (one epoch; the config's epochs apply). "
+  "Else: a target number of training tokens, if more than the config's epochs give.",
+)
 flags.mark_flag_as_required("config")
 
 
