@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -84,10 +85,21 @@ def flops_per_token(cfg: ModelConfig, counts=None) -> float:
   return 3.0 * (hidden + output_layers.forward_flops_per_token(cfg, counts))
 
 
-def plan(spec: NeuralSpec, vocab, stream_len: int, tokens: int) -> Plan:
-  """Compiles the train step of ``spec`` over every visible device; ``vocab`` gives the sizes."""
+@dataclasses.dataclass(frozen=True)
+class CompiledStep:
+  """The job's train step compiled for the visible devices, with what it is called on."""
+
+  cfg: ModelConfig
+  executable: Any  # jax.stages.Compiled: (state, data) -> state
+  abstract: Any  # the TrainState's shapes
+  shardings: Any
+  data: dict  # ShapeDtypeStructs of the training stream [B, cols]
+  total_steps: int
+
+
+def compile_step(spec: NeuralSpec, vocab, stream_len: int) -> CompiledStep:
+  """Lowers and compiles the real train step of ``spec`` from shapes only (nothing allocated)."""
   mesh = parallel.make_mesh()
-  n = mesh.shape[parallel.DATA_AXIS]
   parallel.check_divisible(spec.train.batch_size, mesh, "train.batch_size")
   cfg, t = ModelConfig.build(spec.model, vocab), spec.train
   init = functools.partial(step_lib.init_state, spec.seed, cfg, spec.optim, t.batch_size)
@@ -99,17 +111,23 @@ def plan(spec: NeuralSpec, vocab, stream_len: int, tokens: int) -> Plan:
     k: jax.ShapeDtypeStruct((t.batch_size, cols), jnp.int32, sharding=data_sharding)
     for k in ("inputs", "targets")
   }
-  state = step_lib.placed(abstract, shardings)
   steps_per_epoch = cols // t.seq_len
   total = t.num_steps or t.num_epochs * steps_per_epoch
   step_fn = step_lib.jit_train_step(
     cfg, spec.optim, t, steps_per_epoch, total, shardings, data_sharding
   )
-  compiled = step_fn.lower(state, data).compile()
-  memory = compiled.memory_analysis()
-  cost = compiled.cost_analysis()
+  state = step_lib.placed(abstract, shardings)
+  executable = step_fn.lower(state, data).compile()
+  return CompiledStep(cfg, executable, abstract, shardings, data, total)
+
+
+def plan(spec: NeuralSpec, vocab, stream_len: int, tokens: int) -> Plan:
+  """Compiles the train step of ``spec`` over every visible device; ``vocab`` gives the sizes."""
+  c = compile_step(spec, vocab, stream_len)
+  memory = c.executable.memory_analysis()
+  cost = c.executable.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  leaves = jax.tree_util.tree_flatten_with_path(abstract.params)[0]
+  leaves = jax.tree_util.tree_flatten_with_path(c.abstract.params)[0]
   sizes = sorted(
     (
       (jax.tree_util.keystr(path), math.prod(x.shape) * np.dtype(x.dtype).itemsize)
@@ -117,19 +135,30 @@ def plan(spec: NeuralSpec, vocab, stream_len: int, tokens: int) -> Plan:
     ),
     key=lambda kv: -kv[1],
   )
+  t = spec.train
   tokens_per_step = t.batch_size * t.seq_len
   return Plan(
-    devices=n,
+    devices=parallel.make_mesh().shape[parallel.DATA_AXIS],
     parameters=sum(math.prod(x.shape) for _, x in leaves),
     parameter_bytes=sum(b for _, b in sizes),
     largest=tuple(sizes[:3]),
     argument_bytes=int(memory.argument_size_in_bytes),
     output_bytes=int(memory.output_size_in_bytes),
     temp_bytes=int(memory.temp_size_in_bytes),
-    flops_per_step=flops_per_token(cfg, vocab.counts) * tokens_per_step,
+    flops_per_step=flops_per_token(c.cfg, vocab.counts) * tokens_per_step,
     xla_flops_per_step=float((cost or {}).get("flops", float("nan"))),
     tokens_per_step=tokens_per_step,
-    steps=max(total, math.ceil(tokens / tokens_per_step)) if tokens else total,
+    steps=max(c.total_steps, math.ceil(tokens / tokens_per_step)) if tokens else c.total_steps,
+  )
+
+
+def zipf_vocab(vocab_size: int):
+  """A stand-in vocabulary of ``vocab_size`` predictable words with Zipf counts (p(k) ~ 1/(k+1))."""
+  import types
+
+  counts = tuple(int(1e9 / (k + 1)) + 1 for k in range(vocab_size))
+  return types.SimpleNamespace(
+    size=vocab_size + 1, num_predictable=vocab_size, bos_id=vocab_size, counts=counts
   )
 
 
@@ -188,18 +217,13 @@ def check_fits(p: Plan, accelerators: list[str]) -> None:
 
 def run(config, vocab_size: int | None, tokens: int | None, accelerators: list[str]) -> str:
   """The ``experiments.plan`` job: the report, or a ConfigError if the job does not fit."""
-  import types
-
   from lm_jax.spec import parse_neural
 
   spec = parse_neural(config)
   for name in accelerators:
     _accelerator(name)
   if vocab_size is not None:  # Word frequencies as Zipf's law: p(k) ~ 1 / (k + 1).
-    zipf = tuple(int(1e9 / (k + 1)) + 1 for k in range(vocab_size))
-    vocab = types.SimpleNamespace(
-      size=vocab_size + 1, num_predictable=vocab_size, bos_id=vocab_size, counts=zipf
-    )
+    vocab = zipf_vocab(vocab_size)
     stream = tokens or 1_000_000
   else:
     from lm_jax.data.pipeline import load_data

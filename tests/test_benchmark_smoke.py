@@ -34,3 +34,14 @@ def test_sections_are_kept_between_markers(tmp_path):
     "bptt": "## bptt",
   }
   assert benchmark.read_sections(str(tmp_path / "absent.md")) == {}
+
+
+def test_plan_memory_measures_the_planned_step():
+  from experiments.benchmarks import plan_memory
+
+  job = (dict(kind="lstm", embed_dim=16, hidden_dim=16, num_layers=1), {}, dict(batch_size=4), 50)
+  planned, measured = plan_memory.measure(*job, steps=2)
+  # The plan counts at least the state (parameters of a 50-word 16-unit LSTM) and the stream.
+  params = 51 * 16 + 4 * 16 * 32 + 4 * 16 + 16 * 50 + 50
+  assert planned >= 4 * params + 2 * 4 * 4 * 35 * 100
+  assert measured >= 0  # resident growth; its size is the benchmark's figure, not checked here
