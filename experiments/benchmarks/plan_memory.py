@@ -19,7 +19,6 @@ import threading
 import numpy as np
 
 from configs import base_config
-from experiments.benchmarks.common import machine_info
 
 MiB = 2**20
 JOBS = {  # name: (model, optim, train, vocabulary size)
@@ -123,8 +122,7 @@ def run(quick: bool = False) -> str:
     "every millisecond, compilation excluded). One CPU device.",
     "",
   ]
-  lines += [f"- {k}: {v}" for k, v in machine_info()]
-  lines += ["", "| job | planned | measured | planned / measured |", "|---|---:|---:|---:|"]
+  lines += ["| job | planned | measured | planned / measured |", "|---|---:|---:|---:|"]
   jobs = list(JOBS.items())[:1] if quick else list(JOBS.items())
   for name, job in jobs:
     planned, measured = measure(*job)
