@@ -93,6 +93,17 @@ def test_learning_rate_schedules_golden():
   )
 
 
+def test_adagrad_direction_is_the_gradient_over_its_root_sum_of_squares():
+  cfg = optim.OptimConfig(name="adagrad", clip_norm=0.0, adagrad_initial=0.1, eps=0.0)
+  tx, params = optim.make_optimizer(cfg), {"w": jnp.zeros(2)}
+  state = tx.init(params)
+  sums = np.full(2, 0.1)  # Duchi et al.: accumulator starts at adagrad_initial
+  for g in ([3.0, -1.0], [1.0, 2.0]):
+    sums += np.square(g)
+    updates, state = tx.update({"w": jnp.array(g)}, state, params)
+    np.testing.assert_allclose(updates["w"], np.array(g) / np.sqrt(sums), rtol=1e-6)
+
+
 def test_plateau_halves_after_patience_epochs_without_improvement():
   cfg = optim.OptimConfig(plateau=True, plateau_factor=0.5, plateau_patience=1, plateau_rtol=1e-3)
   state = optim.make_plateau(cfg).init({})
@@ -208,7 +219,7 @@ def test_manual_bptt_step_matches_autodiff(pydoc):
   "key,value,message",
   [
     ("train__loss_normalizer", "mean", "train.loss_normalizer"),
-    ("optim__name", "adagrad", "optim.name"),
+    ("optim__name", "adadelta", "optim.name"),
     ("train__batch_size", 0, "train.batch_size"),
     ("eval__batch_size", 0, "eval.batch_size"),
     ("train__eval_every_steps", 0, "train.eval_every_steps"),
