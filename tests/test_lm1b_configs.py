@@ -10,7 +10,7 @@ import pytest
 from runs import finals_of, run_metrics
 
 from configs import lm1b
-from lm_jax import train
+from lm_jax import plan, train
 from lm_jax.models import ModelConfig
 from lm_jax.spec import parse_neural
 from lm_jax.train.step import init_state
@@ -19,10 +19,7 @@ from lm_jax.train.step import init_state
 def parameters_at_full_size(preset: str) -> int:
   """The preset's parameter count at V = 793,471, from shapes only (nothing allocated)."""
   spec = parse_neural(lm1b.get_config(preset))
-  v = lm1b.VOCAB
-  counts = tuple(int(1e9 / (k + 1)) + 1 for k in range(v))  # Zipf; only class bins read them
-  vocab = type("V", (), dict(size=v + 1, num_predictable=v, bos_id=v, counts=counts))
-  cfg = ModelConfig.build(spec.model, vocab)
+  cfg = ModelConfig.build(spec.model, plan.zipf_vocab(lm1b.VOCAB))
   state = jax.eval_shape(
     functools.partial(init_state, spec.seed, cfg, spec.optim, spec.train.batch_size)
   )
