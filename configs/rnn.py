@@ -28,10 +28,11 @@ Presets (runtimes on a 2-core CPU; perplexities are PTB test, lm_jax convention)
 
 - ``lstm_small_ptb_adaptive``, ``_class``, ``_sampled``: ``lstm_small_ptb`` with another
   output layer (``model.output``). Adaptive: head of 1000 ids, clusters [1000, 4000) and
-  [4000, V) with projections of 100 and 50. Its training steps are 2.3x faster than the
-  full softmax's here, but it overfits more under this preset's undropped SGD: valid
-  131.5 after epoch 5 (full: 118.6), 152 after epoch 10 with div 1; not yet within
-  3% of the full softmax (experiments/results/lstm_small_ptb_adaptive_attempts.log).
+  [4000, V) with projections of 100 and 50. Its training steps are 1.8-2.2x faster than
+  the full softmax's here, but it overfits more under this preset's undropped SGD: valid
+  131.5 after epoch 5 (full: 118.6), 152 after epoch 10 with div 1, and 131.0 after epoch
+  5 with one cluster from 2000 at div 4; not within 3% of the full softmax
+  (experiments/results/lstm_small_ptb_adaptive_attempts.log).
 - ``elman_maxent_ptb``: ``elman_ptb`` plus MaxEnt n-gram features up to order 3 (RNNME,
   Mikolov et al. 2011) in 2^22 hashed weights, trained by plain SGD with L2 as RNNME's
   direct connections (``optim.maxent_learning_rate``; the network on Adam), 8 epochs,

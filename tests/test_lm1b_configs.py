@@ -36,7 +36,8 @@ def test_jozefowicz_presets_have_the_published_parameter_counts(preset, publishe
   assert parameters_at_full_size(preset) == pytest.approx(published, rel=0.02)
 
 
-@pytest.mark.parametrize("preset", sorted(lm1b.PRESETS))
+# adaptive_large_lm1b is adaptive_small_lm1b with two layers: validated, not trained again.
+@pytest.mark.parametrize("preset", sorted(set(lm1b.PRESETS) - {"adaptive_large_lm1b"}))
 def test_tiny_variant_trains(preset, tmp_path):
   train.train_and_evaluate(lm1b.get_config(f"{preset},tiny"), str(tmp_path))
   losses = [r["loss"] for r in run_metrics(tmp_path) if r["kind"] == "train"]

@@ -121,7 +121,7 @@ def test_training_loss_and_its_hand_written_gradients_equal_autodiff_of_the_exac
       np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12, err_msg=str(path[0]))
 
 
-@pytest.mark.parametrize("count", [0, 1, 32, 33, 100, 256, 300, 600])
+@pytest.mark.parametrize("count", [0, 32, 33, 256, 600])  # none, exact, next size, loops
 def test_adaptive_tail_blocks_of_every_size_equal_autodiff(count):
   """One tail cluster's loss and gradients, whichever block (or loop of blocks) holds its
   rows, against jax.grad of the plain formula over the same rows, float64."""
