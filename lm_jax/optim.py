@@ -30,10 +30,11 @@ def make_optimizer(cfg: OptimConfig) -> optax.GradientTransformation:
   which lets the n-gram weights memorize the training text.
   """
   clip = [optax.clip_by_global_norm(cfg.clip_norm)] if cfg.clip_norm > 0 else []
-  parts = clip + _main_parts(cfg)  # one flat chain: the state layout of earlier checkpoints
-  if not cfg.maxent_learning_rate:
+  main_parts = _main_parts(cfg)
+  if not cfg.maxent_learning_rate:  # one flat chain: the state layout of earlier checkpoints
+    parts = clip + main_parts
     return optax.chain(*parts) if parts else optax.identity()
-  main = optax.chain(*_main_parts(cfg)) if _main_parts(cfg) else optax.identity()
+  main = optax.chain(*main_parts) if main_parts else optax.identity()
   maxent = optax.chain(
     optax.add_decayed_weights(cfg.maxent_l2),
     optax.scale(cfg.maxent_learning_rate / cfg.learning_rate),
