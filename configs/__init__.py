@@ -27,6 +27,7 @@ def base_config() -> ml_collections.ConfigDict:
   optim.plateau = spec.as_config(spec.PlateauSpec())
   c.optim = optim
   c.eval = spec.as_config(spec.EvalConfig())
+  c.mesh = spec.as_config(spec.MeshSpec())
   return c
 
 

@@ -239,6 +239,13 @@ def restore_params(workdir: str, abstract_params, meta: dict):
   )
   if not steps:
     raise CheckpointError(f"no checkpoint in {directory}; train first (experiments.train).")
+  one = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  target = jax.tree.map(  # Saved on any mesh, read onto this process's first device.
+    lambda x: (
+      x if getattr(x, "sharding", None) else jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=one)
+    ),
+    abstract_params,
+  )
   try:
     with open(os.path.join(os.path.dirname(directory), CHECKSUMS), encoding="utf-8") as f:
       sums = json.load(f)
@@ -260,7 +267,7 @@ def restore_params(workdir: str, abstract_params, meta: dict):
     try:
       restored = ocp.PyTreeCheckpointer().restore(
         os.path.join(step_dir, "state"),
-        args=ocp.args.PyTreeRestore(item={"params": abstract_params}, partial_restore=True),
+        args=ocp.args.PyTreeRestore(item={"params": target}, partial_restore=True),
       )
     except (ValueError, KeyError, TypeError) as e:
       raise CheckpointError(

@@ -29,6 +29,7 @@ RESUMABLE_KEYS = frozenset(
     "eval.dump_tokens",
     "data.dir",
     "data.download",
+    "mesh.model",  # where the numbers live, not what they are: resume on another mesh
   }
 )
 

@@ -1,11 +1,23 @@
-"""Data parallelism with ``jax.sharding``: one mesh axis over every device, batch rows split on it.
+"""Data and vocabulary parallelism with ``jax.sharding`` on a 2-D ``data`` x ``model`` mesh.
 
 The training engine places its arrays with these helpers and lets XLA's SPMD
-partitioner insert the gradient all-reduce, so the same code runs on one CPU,
-on ``--xla_force_host_platform_device_count=8`` simulated CPUs, on a GPU/TPU
-host and on a multi-host slice: the batch dimension (rows of the training
-stream, rows of the RNN state) is split over the ``data`` axis; parameters,
-optimizer state and scalars are replicated.
+partitioner insert the collectives, so the same code runs on one CPU, on
+``--xla_force_host_platform_device_count=8`` simulated CPUs, on a GPU/TPU host
+and on a multi-host slice:
+
+- the batch dimension (rows of the training stream, rows of the RNN state) is
+  split over the ``data`` axis;
+- every vocabulary-sized parameter (embedding rows, output-layer columns, the
+  adaptive softmax's head and tail columns) and its optimizer state is split over the ``model`` axis (``config.mesh.model`` devices), on
+  the vocabulary dimension when it divides evenly, else on its other dimension;
+- the recurrent layers' weights and scalars are replicated.
+
+Why the vocabulary and not FSDP (every parameter split over ``data`` and
+all-gathered for each use): in these models the vocabulary matrices are nearly
+all the parameters (a 793k x 2048 embedding is 6.5 GB) while the recurrent
+weights are small and used at every time step.  Split over the vocabulary, each
+device computes the logits of its own columns and exchanges only [tokens]-sized
+softmax sums; FSDP would move the whole output matrix every step.
 
 Multi-host jobs set ``LM_JAX_DISTRIBUTED=1`` (or run under a cluster that
 ``jax.distributed.initialize()`` detects and set it there); every process then
@@ -25,6 +37,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from lm_jax.errors import ConfigError
 
 DATA_AXIS = "data"
+MODEL_AXIS = "model"
 DISTRIBUTED_ENV = "LM_JAX_DISTRIBUTED"
 
 
@@ -94,14 +107,38 @@ def barrier(name: str) -> None:
     multihost_utils.sync_global_devices(name)
 
 
-def make_mesh() -> Mesh:
-  """A 1-D ``data`` mesh over every device of every process."""
+def make_mesh(model: int = 1) -> Mesh:
+  """A ``data`` x ``model`` mesh over every device of every process (``model`` from the config)."""
   devices = jax.devices()
+  if model < 1 or len(devices) % model:
+    raise ConfigError(
+      f"mesh.model={model} does not divide the {len(devices)} devices ({jax.default_backend()}); "
+      f"use a divisor of {len(devices)} (1 = data parallelism only)."
+    )
+  shape = (len(devices) // model, model)
   try:  # Topology-aware order (rings on TPU); any order is correct.
-    grid = mesh_utils.create_device_mesh((len(devices),), devices)
+    grid = mesh_utils.create_device_mesh(shape, devices)
   except (ValueError, NotImplementedError, AssertionError):
-    grid = np.asarray(devices)
-  return Mesh(grid, (DATA_AXIS,))
+    grid = np.asarray(devices).reshape(shape)
+  return Mesh(grid, (DATA_AXIS, MODEL_AXIS))
+
+
+def vocab_spec(shape: tuple[int, ...], vocab_sizes: frozenset[int], mesh: Mesh) -> PartitionSpec:
+  """Where a parameter (or its optimizer-state twin) of ``shape`` lives on the ``model`` axis.
+
+  An array with a vocabulary-sized dimension (one of ``vocab_sizes``) is split on
+  that dimension when it divides evenly over the axis, else on its largest other
+  dimension that does; anything else (and a 1-device axis) is replicated.
+  """
+  n = mesh.shape[MODEL_AXIS]
+  vocab_dims = [d for d, size in enumerate(shape) if size in vocab_sizes]
+  if n == 1 or not vocab_dims:
+    return PartitionSpec()
+  others = sorted((d for d in range(len(shape)) if d not in vocab_dims), key=lambda d: -shape[d])
+  for d in vocab_dims + others:
+    if shape[d] % n == 0:
+      return PartitionSpec(*([None] * d), MODEL_AXIS)
+  return PartitionSpec()
 
 
 def check_divisible(batch_size: int, mesh: Mesh, field: str) -> None:
@@ -109,7 +146,7 @@ def check_divisible(batch_size: int, mesh: Mesh, field: str) -> None:
   n = mesh.shape[DATA_AXIS]
   if batch_size % n:
     raise ConfigError(
-      f"{field}={batch_size} is not divisible by the {n} devices of the data-parallel mesh "
+      f"{field}={batch_size} is not divisible by the {n} devices of the mesh's data axis "
       f"({jax.default_backend()}); use a multiple of {n} (e.g. {max(n, batch_size // n * n)}), "
       "or run on fewer devices (CUDA_VISIBLE_DEVICES, --xla_force_host_platform_device_count)."
     )
@@ -145,6 +182,25 @@ def put(x, sharding: NamedSharding) -> jax.Array:
   """A global array from a host value that every process holds whole (works across hosts)."""
   host = np.asarray(x)
   return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+
+def put_segment(stream, pos: int, sharding: NamedSharding) -> dict[str, jax.Array]:
+  """Segment ``pos`` of a ``TrainStream`` as global [B, T] arrays; each process cuts only the
+  rows its devices hold (devices that share rows share one cut)."""
+  shape = (stream.batch_size, stream.seq_len)
+  cuts = {}
+
+  def part(k: int):
+    def cut(index):
+      rows = index[0]
+      key = (rows.start, rows.stop)
+      if key not in cuts:
+        cuts[key] = stream.segment(pos, rows)
+      return cuts[key][k][:, index[1]]
+
+    return jax.make_array_from_callback(shape, sharding, cut)
+
+  return {"inputs": part(0), "targets": part(1)}
 
 
 def put_tree(tree, shardings) -> Any:

@@ -46,8 +46,10 @@ class Plan:
   """What a job will need, per device, and how long it should take."""
 
   devices: int
+  model_axis: int  # devices that split each vocabulary-sized parameter (config mesh.model)
   parameters: int
   parameter_bytes: int
+  parameter_bytes_per_device: int  # the parameters' shards on one device (their shardings)
   largest: tuple[tuple[str, int], ...]  # (name, bytes) of the biggest parameter arrays
   argument_bytes: int  # per device: state + data as the compiled step receives them
   output_bytes: int
@@ -99,19 +101,18 @@ class CompiledStep:
 
 def compile_step(spec: NeuralSpec, vocab, stream_len: int) -> CompiledStep:
   """Lowers and compiles the real train step of ``spec`` from shapes only (nothing allocated)."""
-  mesh = parallel.make_mesh()
+  mesh = parallel.make_mesh(spec.mesh.model)
   parallel.check_divisible(spec.train.batch_size, mesh, "train.batch_size")
   cfg, t = ModelConfig.build(spec.model, vocab), spec.train
   init = functools.partial(step_lib.init_state, spec.seed, cfg, spec.optim, t.batch_size)
   abstract = jax.eval_shape(init)
-  shardings = step_lib.state_shardings(abstract, mesh, t.batch_size)
+  shardings = step_lib.state_shardings(abstract, mesh, t.batch_size, cfg)
   data_sharding = parallel.batch_sharded(mesh)
-  cols = max(stream_len // t.batch_size // t.seq_len, 1) * t.seq_len
-  data = {
-    k: jax.ShapeDtypeStruct((t.batch_size, cols), jnp.int32, sharding=data_sharding)
+  data = {  # One segment: the stream stays on the host (TrainStream.segment).
+    k: jax.ShapeDtypeStruct((t.batch_size, t.seq_len), jnp.int32, sharding=data_sharding)
     for k in ("inputs", "targets")
   }
-  steps_per_epoch = cols // t.seq_len
+  steps_per_epoch = max(stream_len // t.batch_size // t.seq_len, 1)
   total = t.num_steps or t.num_epochs * steps_per_epoch
   step_fn = step_lib.jit_train_step(
     cfg, spec.optim, t, steps_per_epoch, total, shardings, data_sharding
@@ -137,10 +138,19 @@ def plan(spec: NeuralSpec, vocab, stream_len: int, tokens: int) -> Plan:
   )
   t = spec.train
   tokens_per_step = t.batch_size * t.seq_len
+  shards = jax.tree.leaves(
+    jax.tree.map(
+      lambda x, s: math.prod(s.shard_shape(x.shape)) * np.dtype(x.dtype).itemsize,
+      c.abstract.params,
+      c.shardings.params,
+    )
+  )
   return Plan(
-    devices=parallel.make_mesh().shape[parallel.DATA_AXIS],
+    devices=jax.device_count(),
+    model_axis=spec.mesh.model,
     parameters=sum(math.prod(x.shape) for _, x in leaves),
     parameter_bytes=sum(b for _, b in sizes),
+    parameter_bytes_per_device=int(sum(shards)),
     largest=tuple(sizes[:3]),
     argument_bytes=int(memory.argument_size_in_bytes),
     output_bytes=int(memory.output_size_in_bytes),
@@ -175,9 +185,17 @@ def _gib(b: float) -> str:
 
 def report(p: Plan, accelerators: list[str], utilisation: float = UTILISATION) -> str:
   """The plan as text, one line per fact and per named accelerator."""
+  if p.model_axis == 1:
+    layout = "data parallel: parameters and optimizer state replicated"
+  else:
+    layout = (
+      f"data {p.devices // p.model_axis} x model {p.model_axis}: vocabulary-sized parameters "
+      "and their optimizer state split over the model axis"
+    )
   lines = [
-    f"devices: {p.devices} (data parallel: parameters and optimizer state replicated)",
-    f"parameters: {p.parameters:,} ({_gib(p.parameter_bytes)} in float32); largest: "
+    f"devices: {p.devices} ({layout})",
+    f"parameters: {p.parameters:,} ({_gib(p.parameter_bytes)} in float32, "
+    f"{_gib(p.parameter_bytes_per_device)} per device); largest: "
     + ", ".join(f"{name} {_gib(b)}" for name, b in p.largest),
     f"per device: arguments {_gib(p.argument_bytes)}, outputs {_gib(p.output_bytes)} "
     f"(aliasing the donated state), temporaries {_gib(p.temp_bytes)}; peak about "
@@ -210,8 +228,9 @@ def check_fits(p: Plan, accelerators: list[str]) -> None:
     if p.peak_bytes > memory:
       raise ConfigError(
         f"the job needs about {_gib(p.peak_bytes)} per device but a {name} has {_gib(memory)}: "
-        f"shrink train.batch_size or the model, or shard the largest parameters "
-        f"({p.largest[0][0]}, {_gib(p.largest[0][1])}) over more devices."
+        f"shrink train.batch_size or the model, or split the largest parameters "
+        f"({p.largest[0][0]}, {_gib(p.largest[0][1])}) over more devices with a larger "
+        f"mesh.model (now {p.model_axis})."
       )
 
 

@@ -17,15 +17,15 @@ import ml_collections
 
 from lm_jax.config_fields import as_config, at_least, check_types, freeze, one_of, section
 from lm_jax.errors import ConfigError
+from lm_jax.optim_spec import OptimConfig, PlateauSpec, parse_optim
 from lm_jax.output_spec import check_output
 
-__all__ = ["as_config"]  # Re-exported: configs/ builds its ConfigDicts from the specs here.
+# Re-exported: configs/ builds its ConfigDicts from the specs here.
+__all__ = ["OptimConfig", "PlateauSpec", "as_config", "parse_optim"]
 
 MODEL_KINDS = ("window", "elman", "lstm", "gru")
 ACTIVATIONS = ("tanh", "sigmoid")
 GRADS = ("autodiff", "manual")
-OPTIMIZERS = ("sgd", "adam", "adagrad")
-SCHEDULES = ("constant", "epoch_decay", "cosine")
 NORMALIZERS = ("sequences", "tokens")
 LEVELS = ("word", "char")
 MIN_TEMPERATURE = 1e-3  # Below this exp(logits / T) overflows float32; top_k=1 is greedy.
@@ -85,49 +85,6 @@ class ModelSettings:
 
 
 @dataclasses.dataclass(frozen=True)
-class PlateauSpec:
-  """``config.optim.plateau``: reduce-on-plateau, fed the validation loss once per epoch."""
-
-  enabled: bool = False
-  factor: float = 0.5
-  patience: int = 1
-  rtol: float = 1e-3
-  cooldown: int = 0
-  min_scale: float = 0.0
-
-
-@dataclasses.dataclass(frozen=True)
-class OptimConfig:
-  """``config.optim``, frozen (the plateau block flattened into ``plateau_*``)."""
-
-  name: str = "sgd"
-  learning_rate: float = 1.0
-  momentum: float = 0.0
-  b1: float = 0.9
-  b2: float = 0.999
-  eps: float = 1e-8
-  adagrad_initial: float = 0.1  # adagrad: the accumulator's start (TensorFlow's default)
-  weight_decay: float = 0.0
-  clip_norm: float = 5.0  # global-norm clipping threshold; 0 turns it off
-  schedule: str = "constant"
-  decay_rate: float = 0.5  # epoch_decay: factor per epoch once decay starts
-  decay_after_epochs: int = 4  # epoch_decay: epochs at the full rate (Zaremba's max_epoch)
-  sparse_embedding: bool = False  # SGD: update only the embedding rows a step used (large V)
-  # RNN + MaxEnt: > 0 trains the hashed n-gram weights by plain SGD on the step's loss at this
-  # rate (times the schedule's decay), with L2 ``maxent_l2``, as RNNME's direct connections
-  # (its per-token rate 0.1 is 0.1 x tokens per step with loss_normalizer="tokens"); 0 = the
-  # main optimizer.
-  maxent_learning_rate: float = 0.0
-  maxent_l2: float = 0.0
-  plateau: bool = False
-  plateau_factor: float = 0.5
-  plateau_patience: int = 1
-  plateau_rtol: float = 1e-3
-  plateau_cooldown: int = 0
-  plateau_min_scale: float = 0.0
-
-
-@dataclasses.dataclass(frozen=True)
 class TrainConfig:
   """``config.train``, frozen."""
 
@@ -158,6 +115,19 @@ class EvalConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class MeshSpec:
+  """``config.mesh``: how the devices are arranged (``lm_jax.parallel``).
+
+  ``model`` devices split each vocabulary-sized parameter (embedding rows, output
+  columns, adaptive head and tail columns) and its optimizer state; the
+  other ``devices / model`` form the data axis that splits the batch.  It changes
+  where numbers live, not the numbers: a run may resume on another mesh.
+  """
+
+  model: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
 class NeuralSpec:
   """A validated neural training config: the frozen pieces cross into jitted code."""
 
@@ -168,6 +138,7 @@ class NeuralSpec:
   train: TrainConfig
   eval: EvalConfig
   config: dict = dataclasses.field(compare=False, repr=False)  # as given, for config.json
+  mesh: MeshSpec = MeshSpec()
 
 
 def parse_data(section: dict[str, Any]) -> DataSpec:
@@ -244,51 +215,6 @@ def parse_model(section: dict[str, Any]) -> ModelSettings:
   return cfg
 
 
-def parse_optim(section: dict[str, Any]) -> OptimConfig:
-  """``config.optim`` (with its ``plateau`` block), validated and flattened."""
-  flat = {k: v for k, v in section.items() if k != "plateau"}
-  if "plateau" in section:
-    plateau = freeze("optim.plateau", dict(section["plateau"]), PlateauSpec)
-    flat.update(
-      {
-        "plateau": plateau.enabled,
-        **{
-          f"plateau_{k}": getattr(plateau, k)
-          for k in ("factor", "patience", "rtol", "cooldown", "min_scale")
-        },
-      }
-    )
-  cfg = freeze("optim", flat, OptimConfig)
-  one_of("optim.name", cfg.name, OPTIMIZERS)
-  one_of("optim.schedule", cfg.schedule, SCHEDULES)
-  if cfg.learning_rate <= 0:
-    raise ConfigError(f"optim.learning_rate must be > 0, got {cfg.learning_rate}.")
-  if cfg.clip_norm < 0:
-    raise ConfigError(f"optim.clip_norm must be >= 0 (0 = no clipping), got {cfg.clip_norm}.")
-  if cfg.sparse_embedding and (cfg.name != "sgd" or cfg.momentum or cfg.weight_decay):
-    raise ConfigError(
-      "optim.sparse_embedding updates only the embedding rows a step used, which is exact "
-      "for plain SGD only; set optim.name='sgd', momentum=0, weight_decay=0, or "
-      "optim.sparse_embedding=False."
-    )
-  if cfg.maxent_learning_rate < 0 or cfg.maxent_l2 < 0:
-    raise ConfigError(
-      "optim.maxent_learning_rate and optim.maxent_l2 must be >= 0 (0 = the MaxEnt weights "
-      f"share the main optimizer), got {cfg.maxent_learning_rate} and {cfg.maxent_l2}."
-    )
-  if cfg.maxent_l2 and not cfg.maxent_learning_rate:
-    raise ConfigError(
-      "optim.maxent_l2 applies to the MaxEnt weights' own SGD; set optim.maxent_learning_rate "
-      "> 0 as well, or optim.maxent_l2=0."
-    )
-  if cfg.plateau and not (0 < cfg.plateau_factor < 1 and cfg.plateau_patience >= 1):
-    raise ConfigError(
-      "optim.plateau needs 0 < factor < 1 and patience >= 1 (epochs without "
-      "improvement before the rate is multiplied by factor)."
-    )
-  return cfg
-
-
 def parse_train(section: dict[str, Any]) -> TrainConfig:
   train = freeze("train", section, TrainConfig)
   one_of("train.loss_normalizer", train.loss_normalizer, NORMALIZERS)
@@ -319,12 +245,14 @@ def _seed(config) -> int:
 
 def parse_neural(config: ml_collections.ConfigDict) -> NeuralSpec:
   """The whole training config, validated; raises ConfigError naming the key and the fix."""
-  unknown = set(config.keys()) - {"seed", "data", "model", "optim", "train", "eval"}
+  unknown = set(config.keys()) - {"seed", "data", "model", "optim", "train", "eval", "mesh"}
   if unknown:
     raise ConfigError(
       f"unknown config keys {sorted(unknown)}; a training config has seed, data, "
-      "model, optim, train, eval."
+      "model, optim, train, eval, mesh."
     )
+  mesh = freeze("mesh", section(config, "mesh"), MeshSpec)
+  at_least("mesh", mesh, ("model",))
   train = parse_train(section(config, "train"))
   evals = freeze("eval", section(config, "eval"), EvalConfig)
   at_least("eval", evals, ("batch_size",))
@@ -355,7 +283,9 @@ def parse_neural(config: ml_collections.ConfigDict) -> NeuralSpec:
       "set model.maxent_order >= 2 or optim.maxent_learning_rate=0."
     )
   data = parse_data(section(config, "data"))
-  return NeuralSpec(_seed(config), data, model, optim, train, evals, recorded(config, data))
+  return NeuralSpec(
+    _seed(config), data, model, optim, train, evals, recorded(config, data), mesh=mesh
+  )
 
 
 def check_sampling(temperature: float, num_samples: int, max_len: int, key: str = "") -> None:

@@ -40,15 +40,27 @@ def test_input_stream_golden(vocab):
   ]
 
 
-def test_train_stream_rows_are_contiguous_text(vocab):
+def test_train_stream_rows_are_contiguous_text(vocab, tmp_path):
   toks = encode_sentences(vocab, SENTS * 3)  # 42 tokens
   s = batching.train_stream(toks, vocab.bos_id, batch_size=2, seq_len=4)
   # 42 // 2 = 21 tokens per row -> 5 segments of 4 (the last token of each row is dropped).
-  assert s.steps_per_epoch == 5 and s.inputs_BxR.shape == (2, 20)
-  np.testing.assert_array_equal(s.targets_BxR[0], toks.ids[:20])
-  np.testing.assert_array_equal(s.targets_BxR[1], toks.ids[21:41])
-  np.testing.assert_array_equal(s.inputs_BxR[1], batching.input_stream(toks, vocab.bos_id)[21:41])
-  assert s.inputs_BxR.dtype == np.int32 and s.targets_BxR.dtype == np.int32
+  assert s.steps_per_epoch == 5
+  segs = [s.segment(pos) for pos in range(5)]
+  inputs, targets = (np.concatenate([seg[i] for seg in segs], axis=1) for i in (0, 1))
+  assert inputs.shape == targets.shape == (2, 20)
+  np.testing.assert_array_equal(targets[0], toks.ids[:20])
+  np.testing.assert_array_equal(targets[1], toks.ids[21:41])
+  stream = batching.input_stream(toks, vocab.bos_id)
+  np.testing.assert_array_equal(inputs[0], stream[:20])
+  np.testing.assert_array_equal(inputs[1], stream[21:41])
+  assert inputs.dtype == np.int32 and targets.dtype == np.int32
+  # One row alone (a process of a multi-host job) reads the same cells; so does a memmap.
+  np.testing.assert_array_equal(s.segment(3, slice(1, 2))[0], segs[3][0][1:])
+  ids = np.memmap(tmp_path / "ids", np.int32, "w+", shape=toks.ids.shape)
+  ids[:] = toks.ids
+  mapped = batching.train_stream(ids, vocab.bos_id, batch_size=2, seq_len=4)
+  for pos in range(5):
+    np.testing.assert_array_equal(np.stack(mapped.segment(pos)), np.stack(segs[pos]))
 
 
 def test_train_stream_too_small_names_the_knobs(vocab):

@@ -4,11 +4,13 @@ import dataclasses
 import hashlib
 import tarfile
 
+import numpy as np
 import pytest
 
 from lm_jax.data import corpus as corpus_lib
 from lm_jax.data import lm1b
 from lm_jax.data.pipeline import load_data
+from lm_jax.data.tokens import encode_sentences
 from lm_jax.errors import CorpusError
 from lm_jax.spec import DataSpec
 
@@ -59,6 +61,18 @@ def test_standard_split_and_vocabulary_convention(archive):
   _, vocab1, _ = load_data(dataclasses.replace(data, min_count=1))
   assert "rare" in vocab1.index and "shardzero" not in vocab1.index
   assert (archive.parent / lm1b.ROOT / ".lm_jax-extracted").is_file()  # Extracted once.
+  # The training split is memory-mapped from its encoding on disk, equal to encoding in memory.
+  train = arrays["train"]
+  assert isinstance(train.ids, np.memmap) and isinstance(train.starts, np.memmap)
+  sentences = [
+    s for shard in lm1b.TRAIN_SHARDS for s in lm1b._sentences(archive.parent / lm1b.ROOT / shard)
+  ]
+  want = encode_sentences(vocab, sentences)
+  for field in ("ids", "starts", "oov"):
+    np.testing.assert_array_equal(getattr(train, field), getattr(want, field))
+  _, _, again = load_data(data)  # The second run reads the encoding the first one wrote.
+  assert again["train"].ids.filename == train.ids.filename
+  np.testing.assert_array_equal(again["train"].ids, want.ids)
 
 
 def test_a_damaged_archive_is_one_line(archive):

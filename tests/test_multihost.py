@@ -4,7 +4,7 @@ Each process runs the README's command with ``LM_JAX_DISTRIBUTED=1`` and the
 ``JAX_COORDINATOR_ADDRESS`` / ``JAX_NUM_PROCESSES`` / ``JAX_PROCESS_ID`` variables;
 collectives cross processes over gloo.  Process 0 writes the run directory, both
 write their checkpoint shards.  A kill of both after a checkpoint and a restart
-of both ends with the records of an uninterrupted run.
+of both (on a data x model mesh) ends with the records of an uninterrupted run.
 """
 
 import os
@@ -50,13 +50,13 @@ def _env(devices: int, **extra) -> dict:
   return env
 
 
-def _start_pair(workdir) -> list[subprocess.Popen]:
+def _start_pair(workdir, *extra: str) -> list[subprocess.Popen]:
   with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
   return [
     subprocess.Popen(
-      [sys.executable, "-m", "experiments.train", f"--workdir={workdir}", *ARGS],
+      [sys.executable, "-m", "experiments.train", f"--workdir={workdir}", *ARGS, *extra],
       cwd=REPO,
       env=_env(
         4,
@@ -121,7 +121,9 @@ def test_two_processes_equal_one_process_with_eight_devices_kill_and_resume(tmp_
     p.send_signal(signal.SIGKILL)
     p.wait()
   assert not finals_of(run_metrics(workdir))
-  _finish(_start_pair(workdir))  # Both restart; they resume from the checkpoint.
+  # Both restart and resume from the checkpoint, now with the vocabulary matrices split over
+  # a model axis of 2 that spans the two processes' devices (4 x 2 mesh).
+  _finish(_start_pair(workdir, "--config.mesh.model=2"))
   got = _records(workdir)
   _assert_same_run(got, one_process)
   assert finals_of(got)["test"]["tokens"] == finals_of(one_process)["test"]["tokens"]

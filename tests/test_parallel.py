@@ -28,16 +28,35 @@ class Count(logging.Handler):
 logging.getLogger("jax").addHandler(Count())
 jax.config.update("jax_log_compiles", True)
 
-c = rnn.get_config("lstm_small_ptb,tiny")
-c.model.dropout = 0.2  # Dropout keys must not depend on how the batch is split.
-c.train.update(batch_size=8, num_steps=6, log_every_steps=3, checkpoint_every_steps=4)
-c.eval.batch_size = 8
-workdir = sys.argv[1]
-res = train.train_and_evaluate(c, workdir)
-out = {"devices": jax.device_count(),
-       "final": {k: [v.nll, v.tokens] for k, v in res.items()},
-       "losses": [r["loss"] for r in RunDir.open(workdir).read_metrics() if r["kind"] == "train"],
-       "compiles": len(compiles)}
+def config(mesh_model=1):
+  c = rnn.get_config("lstm_small_ptb,tiny")
+  c.model.dropout = 0.2  # Dropout keys must not depend on how the batch is split.
+  c.train.update(batch_size=8, num_steps=6, log_every_steps=3, checkpoint_every_steps=4)
+  c.eval.batch_size = 8
+  c.mesh.model = mesh_model
+  return c
+
+def curve(workdir, res):
+  return {"final": {k: [v.nll, v.tokens] for k, v in res.items()},
+          "losses": [r["loss"] for r in RunDir.open(workdir).read_metrics() if r["kind"] == "train"]}
+
+c, workdir, moved = config(), sys.argv[1], sys.argv[2]
+out = {"devices": jax.device_count(), **curve(workdir, train.train_and_evaluate(c, workdir))}
+out["compiles"] = len(compiles)
+if jax.device_count() == 1:  # Stopped after its step-4 checkpoint; the 8-device process resumes it.
+  train.train_and_evaluate(c, moved, stop_after=4)
+else:  # Vocabulary matrices split over 4 devices, batch over 2; then 8 x 1 resuming the run above.
+  out["model4"] = curve(workdir + "_m4", train.train_and_evaluate(config(4), workdir + "_m4"))
+  out["resumed"] = curve(moved, train.train_and_evaluate(config(8), moved))
+  from lm_jax import plan
+  from lm_jax.spec import parse_neural
+  big = config()  # SGD on a 16-unit LSTM: the vocabulary matrices are nearly all the state.
+  big.model.num_layers = 1
+  out["argument_bytes"] = {}
+  for m in (1, 8):
+    big.mesh.model = m
+    p = plan.plan(parse_neural(big), plan.zipf_vocab(1 << 16), 8 * 35 * 2, 0)
+    out["argument_bytes"][m] = [p.argument_bytes, p.parameter_bytes, p.parameter_bytes_per_device]
 c.eval.batch_size = 1  # Cannot be split: evaluated replicated, same numbers.
 out["eval_b1"] = train.train_and_evaluate(c, workdir + "_b1")["test"].nll  # A new run: eval batch is part of it.
 c.train.batch_size = 12
@@ -58,7 +77,7 @@ def run_on(devices: int, tmp_path) -> dict:
   }
   env.pop(parallel.DISTRIBUTED_ENV, None)
   proc = subprocess.run(
-    [sys.executable, "-c", SCRIPT, str(tmp_path / f"d{devices}")],
+    [sys.executable, "-c", SCRIPT, str(tmp_path / f"d{devices}"), str(tmp_path / "moved")],
     cwd=REPO,
     env=env,
     capture_output=True,
@@ -81,6 +100,19 @@ def test_eight_devices_match_one_device(tmp_path):
   assert one["compiles"] == eight["compiles"] == 1  # outputs keep the input shardings
   assert "error" not in one  # 12 rows split over 1 device
   assert "train.batch_size=12" in eight["error"] and "8 devices" in eight["error"]
+  # mesh.model: the same curve with the vocabulary split, and a 1-device checkpoint resumed
+  # on 8 devices (each restored onto its shardings) ends where the uninterrupted run does.
+  for run in (eight["model4"], eight["resumed"]):
+    assert run["losses"] == pytest.approx(one["losses"], rel=1e-5)
+    for split in ("valid", "test"):
+      assert run["final"][split][1] == one["final"][split][1]
+      assert run["final"][split][0] == pytest.approx(one["final"][split][0], rel=1e-5)
+  # Per-device memory from the compiled step: the parameters (and so the arguments, which
+  # they dominate) drop by the model axis's 8 devices.
+  (args1, params1, dev1), (args8, params8, dev8) = (eight["argument_bytes"][k] for k in "18")
+  assert params1 == params8 == dev1 > 0.95 * args1  # one model, whole on each device of 8 x 1
+  assert dev8 == pytest.approx(params1 / 8, rel=0.01)
+  assert args8 == pytest.approx(args1 / 8, rel=0.05)
 
 
 def test_batch_must_divide_over_the_mesh():

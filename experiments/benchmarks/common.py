@@ -117,8 +117,9 @@ def quiet_stderr():
 
 
 def train_step_runner(model_cfg, optim_cfg, train_cfg, inputs, targets, seed: int = 0):
-  """``step()``: one jitted, donated lm_jax ``train_step`` over ``[B, L]`` inputs/targets that
-  blocks on its result; the state lives inside (the segments wrap around)."""
+  """``step()``: one jitted, donated lm_jax ``train_step`` on the next ``[B, T]`` segment of
+  ``[B, L]`` inputs/targets, blocking on its result; the state lives inside (the segments
+  wrap around, placed on the device beforehand: this times the step, not the input)."""
   import functools
 
   import jax
@@ -139,10 +140,19 @@ def train_step_runner(model_cfg, optim_cfg, train_cfg, inputs, targets, seed: in
   )
   init = jax.jit(init_state, static_argnums=(0, 1, 2, 3))
   holder = [init(seed, model_cfg, optim_cfg, train_cfg.batch_size)]
-  data = jax.device_put({"inputs": inputs, "targets": targets}, jax.devices()[0])
+  t = train_cfg.seq_len
+  data = [
+    jax.device_put(
+      {"inputs": inputs[:, i * t : (i + 1) * t], "targets": targets[:, i * t : (i + 1) * t]},
+      jax.devices()[0],
+    )
+    for i in range(segments)
+  ]
+  count = [0]
 
   def step():
-    holder[0] = fn(holder[0], data)
+    holder[0] = fn(holder[0], data[count[0] % segments])
+    count[0] += 1
     holder[0].step.block_until_ready()
 
   return step

@@ -15,6 +15,7 @@ import dataclasses
 import numpy as np
 
 from lm_jax.data.tokens import TokenArray
+from lm_jax.data.vocab import EOS_ID
 from lm_jax.errors import ConfigError
 
 
@@ -34,41 +35,55 @@ class TrainStream:
   of an epoch reads columns ``[i * T, (i + 1) * T)``, so a carried hidden state
   continues the same text.  The ``N - B * steps * T`` tokens at row ends are not
   trained on (fewer than ``B * T + B``).
+
+  Segments are cut on demand from ``ids`` (an in-memory array or a ``np.memmap``
+  of a corpus on disk): a step reads its ``B x T`` targets and the token before
+  each, nothing else, and a process of a multi-host job reads only its own rows.
   """
 
-  inputs_BxR: np.ndarray
-  targets_BxR: np.ndarray
+  ids: np.ndarray  # the split's targets (``TokenArray.ids``), int32, possibly memory-mapped
+  bos_id: int
+  batch_size: int
   seq_len: int
 
   @property
-  def batch_size(self) -> int:
-    return self.inputs_BxR.shape[0]
+  def row_len(self) -> int:
+    return len(self.ids) // self.batch_size
 
   @property
   def steps_per_epoch(self) -> int:
-    return self.inputs_BxR.shape[1] // self.seq_len
+    return self.row_len // self.seq_len
 
   @property
   def tokens_per_step(self) -> int:
     return self.batch_size * self.seq_len
 
+  def segment(self, pos: int, rows: slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
+    """``(inputs, targets)`` of segment ``pos`` for the given rows, each [rows, T] int32.
 
-def train_stream(tokens: TokenArray, bos_id: int, batch_size: int, seq_len: int) -> TrainStream:
-  """Cuts the training split into ``batch_size`` rows for truncated BPTT."""
-  n = tokens.num_tokens
-  rows = n // batch_size
-  steps = rows // seq_len
-  if steps < 1:
+    The input of a target is the token before it, or ``<s>`` where a sentence starts
+    (after a ``</s>``, and at position 0): ``input_stream`` computed for these cells only.
+    """
+    b = np.arange(self.batch_size)[rows]
+    idx_BxT = (b * self.row_len + pos * self.seq_len)[:, None] + np.arange(self.seq_len)
+    targets = np.asarray(self.ids[idx_BxT], np.int32)
+    prev = np.asarray(self.ids[np.maximum(idx_BxT - 1, 0)], np.int32)
+    inputs = np.where((idx_BxT == 0) | (prev == EOS_ID), np.int32(self.bos_id), prev)
+    return inputs, targets
+
+
+def train_stream(
+  tokens: TokenArray | np.ndarray, bos_id: int, batch_size: int, seq_len: int
+) -> TrainStream:
+  """Cuts the training split (a ``TokenArray`` or its ``ids``) into ``batch_size`` rows."""
+  ids = tokens.ids if isinstance(tokens, TokenArray) else tokens
+  n = len(ids)
+  if (n // batch_size) // seq_len < 1:
     raise ConfigError(
       f"the training split has {n} tokens, fewer than one batch of train.batch_size="
       f"{batch_size} rows x train.seq_len={seq_len}; lower them or use a larger corpus."
     )
-  r = steps * seq_len
-  inputs = input_stream(tokens, bos_id)[: batch_size * rows].reshape(batch_size, rows)
-  targets = tokens.ids[: batch_size * rows].reshape(batch_size, rows)
-  return TrainStream(
-    np.ascontiguousarray(inputs[:, :r]), np.ascontiguousarray(targets[:, :r]), seq_len
-  )
+  return TrainStream(ids, bos_id, batch_size, seq_len)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -141,6 +141,22 @@ def init(key, cfg) -> dict:
   return out
 
 
+def vocab_sizes(cfg) -> frozenset[int]:
+  """Sizes of the vocabulary-indexed dimensions (the mesh's ``model`` axis splits these).
+
+  The embedding's rows, the softmax's columns, the adaptive head's and each tail
+  cluster's columns.  Not the MaxEnt hash table: each feature reads a window
+  ``table[o : o + V]`` at a hashed offset, which crosses any split, so XLA would
+  gather the whole table every step (measured in the compiled plan of
+  ``rnnme_lm1b``: 2x the temporaries); replicated, it costs its size once.
+  """
+  sizes = {cfg.in_vocab, cfg.out_vocab}
+  if cfg.output == "adaptive":
+    sizes.add(cfg.cutoffs[0] + len(cfg.cutoffs))
+    sizes.update(b - a for a, b in cluster_bounds(cfg))
+  return frozenset(sizes)
+
+
 def param_keys(cfg) -> frozenset:
   """The keys ``init`` adds to the model's params (shapes only, nothing allocated)."""
   return frozenset(jax.eval_shape(lambda: init(jax.random.PRNGKey(0), cfg)).keys())

@@ -112,7 +112,7 @@ def train_and_evaluate(
   clock_start = time.perf_counter()  # elapsed_s counts data loading and compilation too.
   spec = parse_neural(config)  # Everything is checked before any file is read or written.
   parallel.initialize_distributed()  # Before any computation: every process joins one mesh.
-  mesh = parallel.make_mesh()
+  mesh = parallel.make_mesh(spec.mesh.model)
   parallel.check_divisible(spec.train.batch_size, mesh, "train.batch_size")
   with RunDir.create(workdir, "neural", primary=jax.process_index() == 0) as run:
     return _run(spec, run, mesh, clock_start, stop_after)
@@ -126,7 +126,7 @@ def _run(spec: NeuralSpec, run: RunDir, mesh, clock_start: float, stop_after: in
   total = t.num_steps or t.num_epochs * spe
   init = functools.partial(step_lib.init_state, spec.seed, cfg, spec.optim, t.batch_size)
   abstract = jax.eval_shape(init)
-  shardings = step_lib.state_shardings(abstract, mesh, t.batch_size)
+  shardings = step_lib.state_shardings(abstract, mesh, t.batch_size, cfg)
   meta = run_meta(spec.config, vocab, abstract.params, raw.checksums)
   ckpt = run.checkpointer(t.keep_checkpoints)
   start = ckpt.latest_step()
@@ -147,9 +147,6 @@ def _run(spec: NeuralSpec, run: RunDir, mesh, clock_start: float, stop_after: in
     tokens_per_step,
   )
   data_sharding = parallel.batch_sharded(mesh)
-  data = parallel.put_tree(
-    {"inputs": stream.inputs_BxR, "targets": stream.targets_BxR}, data_sharding
-  )
   step_fn = step_lib.jit_train_step(cfg, spec.optim, t, spe, total, shardings, data_sharding)
   reset_acc = jax.jit(step_lib.reset_acc, out_shardings=shardings, donate_argnums=0)
   plateau_step = jax.jit(
@@ -166,7 +163,8 @@ def _run(spec: NeuralSpec, run: RunDir, mesh, clock_start: float, stop_after: in
   try:
     with Preemption() as preempt:
       while step < total:
-        state = step_fn(state, data)
+        # Cut while the previous step runs (dispatch is asynchronous): never the whole stream.
+        state = step_fn(state, parallel.put_segment(stream, step % spe, data_sharding))
         step += 1
         if step == first + 1:  # It compiles (unless this process already compiled this config).
           jax.block_until_ready(state.step)

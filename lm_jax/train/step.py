@@ -1,8 +1,9 @@
 """The train state and the one train step.
 
 The step counter is the only data position: step ``s`` trains on segment
-``s % steps_per_epoch`` of the stream and uses dropout key ``fold_in(rng, s)``,
-so a restored state continues exactly where it stopped.  Training metrics are
+``s % steps_per_epoch`` of the stream (cut on the host, ``TrainStream.segment``)
+and uses dropout key ``fold_in(rng, s)``, so a restored state continues exactly
+where it stopped.  Training metrics are
 summed on the device (``acc``) and pulled to the host only at log steps.
 """
 
@@ -16,6 +17,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 import optax
+from jax.sharding import NamedSharding
 
 from lm_jax import optim, parallel
 from lm_jax.models import ModelConfig, get_model, output_layers
@@ -67,11 +69,21 @@ def init_state(seed: int, cfg: ModelConfig, optim_cfg: OptimConfig, batch_size: 
   )
 
 
-def state_shardings(state: TrainState, mesh, batch_size: int) -> TrainState:
-  """Where each leaf lives: RNN state rows split over the data axis, everything else replicated."""
+def state_shardings(state: TrainState, mesh, batch_size: int, cfg: ModelConfig) -> TrainState:
+  """Where each leaf lives (``lm_jax.parallel``): RNN state rows split over the data axis;
+  vocabulary-sized parameters and their optimizer state over the model axis; the rest
+  replicated."""
+  sizes = output_layers.vocab_sizes(cfg)
+
+  def by_vocab(x):
+    return NamedSharding(mesh, parallel.vocab_spec(tuple(x.shape), sizes, mesh))
+
   rep = parallel.replicated(mesh)
   return jax.tree.map(lambda _: rep, state).replace(
-    carry=jax.tree.map(lambda x: parallel.rows_sharding(mesh, x, batch_size), state.carry)
+    params=jax.tree.map(by_vocab, state.params),
+    opt_state=jax.tree.map(by_vocab, state.opt_state),
+    plateau=jax.tree.map(by_vocab, state.plateau),
+    carry=jax.tree.map(lambda x: parallel.rows_sharding(mesh, x, batch_size), state.carry),
   )
 
 
@@ -102,11 +114,10 @@ def train_step(
   steps_per_epoch: int,
   total_steps: int,
 ) -> TrainState:
-  """One SGD step on segment ``step % steps_per_epoch`` of ``data`` (the whole stream, [B, R])."""
+  """One SGD step on ``data``: segment ``step % steps_per_epoch`` of the stream, [B, T] each."""
   cfg, t, model = model_cfg, train_cfg, get_model(model_cfg)
   pos = state.step % steps_per_epoch
-  inputs_BxT = jax.lax.dynamic_slice_in_dim(data["inputs"], pos * t.seq_len, t.seq_len, axis=1)
-  targets_BxT = jax.lax.dynamic_slice_in_dim(data["targets"], pos * t.seq_len, t.seq_len, axis=1)
+  inputs_BxT, targets_BxT = data["inputs"], data["targets"]
   fresh = (pos == 0) | (not t.carry_state)  # A new epoch restarts the text: restart the state.
   carry = jax.tree.map(
     lambda z, c: jnp.where(fresh, z, c), model.init_carry(cfg, t.batch_size), state.carry
