@@ -228,9 +228,10 @@ def check_fits(p: Plan, accelerators: list[str]) -> None:
     if p.peak_bytes > memory:
       raise ConfigError(
         f"the job needs about {_gib(p.peak_bytes)} per device but a {name} has {_gib(memory)}: "
-        f"shrink train.batch_size or the model, or split the largest parameters "
-        f"({p.largest[0][0]}, {_gib(p.largest[0][1])}) over more devices with a larger "
-        f"mesh.model (now {p.model_axis})."
+        f"state and data {_gib(p.argument_bytes)} (largest {p.largest[0][0]}, "
+        f"{_gib(p.largest[0][1])}: a larger mesh.model, now {p.model_axis}, splits the "
+        f"vocabulary matrices over more devices), temporaries {_gib(p.temp_bytes)} (lower "
+        "train.batch_size or train.seq_len, or put more devices on the data axis)."
       )
 
 

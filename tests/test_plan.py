@@ -48,3 +48,4 @@ def test_a_job_that_cannot_fit_is_refused_naming_what_to_shard():
   assert proc.returncode == 1 and "Traceback" not in proc.stderr
   assert "DOES NOT FIT" in proc.stdout
   assert "error: the job needs about" in proc.stderr and "['embed']" in proc.stderr
+  assert "a larger mesh.model, now 1," in proc.stderr and "lower train.batch_size" in proc.stderr
