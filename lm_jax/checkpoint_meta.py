@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import jax
 import numpy as np
 
 from lm_jax.data.vocab import Vocab
@@ -52,6 +51,8 @@ def flat_config(config: dict) -> dict[str, Any]:
 
 def param_shapes(params) -> dict[str, str]:
   """``{"layers/0/W_h": "float32[200,200]", ...}``."""
+  import jax  # Deferred: n-gram runs read flat_config without starting jax.
+
   leaves = jax.tree_util.tree_flatten_with_path(params)[0]
   return {
     "/".join(

@@ -22,47 +22,53 @@ import numpy as np
 
 from lm_jax.data.vocab import BOS, EOS, UNK, Vocab
 from lm_jax.errors import ArpaError
-from lm_jax.ngram.arpa_reader import _STR, LN10, REWRITE, ZERO, _open, _Reader, _unused
+from lm_jax.ngram.arpa_reader import LN10, REWRITE, ZERO, _open, _Reader
 from lm_jax.ngram.counts import Counts, extend
 from lm_jax.ngram.smoothing import Tables
 
 
-def _fmt(ln_values: np.ndarray) -> np.ndarray:
+def _fmt(ln_values: np.ndarray) -> list[str]:
   """log10 strings (shortest round-trip repr) of natural-log values; log 0 -> -99."""
-  text = np.array(list(map(repr, (ln_values / LN10).tolist())), dtype=_STR)
-  return np.where(np.isneginf(ln_values), repr(ZERO), text)
+  text = list(map(repr, (ln_values / LN10).tolist()))
+  for i in np.flatnonzero(np.isneginf(ln_values)).tolist():
+    text[i] = repr(ZERO)
+  return text
 
 
 def write_arpa(model, path: str) -> None:
-  """Writes a model (``NGramLM``) as an ARPA file (columns built as numpy string arrays)."""
+  """Writes a model (``NGramLM``) as an ARPA file.
+
+  An n-gram's text is its first word and its suffix's text (the trie's suffix links),
+  so each order costs one string concatenation and one line format per entry.
+  """
   trie, tables, vocab = model.trie, model.tables, model.vocab
   n = trie.order
-  # numpy strings drop trailing NULs, so a NUL token (char models) is written via a stand-in.
-  nul = _unused("".join(vocab.tokens), 1)[0] if any("\x00" in t for t in vocab.tokens) else None
-  toks = np.array(
-    [t.replace("\x00", nul) for t in vocab.tokens] if nul else vocab.tokens, dtype=_STR
-  )
+  names = list(vocab.tokens)
   with _open(path, "w") as f:
     f.write("\\data\\\n")
     for k in range(1, n + 1):
       f.write(f"ngram {k}={trie.sizes()[k - 1]}\n")
     for k in range(1, n + 1):
       f.write(f"\n\\{k}-grams:\n")
-      words = trie.words(k)
-      names = toks[words[:, 0]]
-      for j in range(1, k):
-        names = np.strings.add(np.strings.add(names, " "), toks[words[:, j]])
+      if k > 1:
+        o = trie.orders[k - 2]
+        toks, prev = vocab.tokens, names
+        names = [toks[w] + " " + prev[s] for w, s in zip(o.first.tolist(), o.suffix.tolist())]
       logp = tables.logp[k - 1].copy()
       if k == 1:
         logp[vocab.bos_id] = -math.inf
-      lines = np.strings.add(np.strings.add(_fmt(logp), "\t"), names)
+      probs = _fmt(logp)
       if k < n:
         # Back-off weights belong to n-grams that are contexts of a longer n-gram.
-        is_context = np.bincount(trie.orders[k - 1].prefix, minlength=len(words)) > 0
-        with_bow = np.strings.add(np.strings.add(lines, "\t"), _fmt(tables.logbow[k - 1]))
-        lines = np.where(is_context, with_bow, lines)
-      body = "\n".join(lines.tolist())
-      f.write(body.replace(nul, "\x00") if nul else body)
+        is_context = np.bincount(trie.orders[k - 1].prefix, minlength=len(names)) > 0
+        bows = _fmt(tables.logbow[k - 1])
+        lines = [
+          f"{p}\t{m}\t{b}" if c else f"{p}\t{m}"
+          for p, m, b, c in zip(probs, names, bows, is_context.tolist())
+        ]
+      else:
+        lines = [f"{p}\t{m}" for p, m in zip(probs, names)]
+      f.write("\n".join(lines))
       f.write("\n")
     f.write("\n\\end\\\n")
 

@@ -1,10 +1,11 @@
-"""N-gram language models: estimation, jittable batched scoring, evaluation.
+"""N-gram language models: estimation, vectorized batched scoring, evaluation.
 
 A model is a suffix trie of sorted arrays (``counts.Counts``) plus back-off
 tables (``smoothing.Tables``).  Scoring a (context, word) batch walks two
-chains down the trie with a fixed-iteration binary search per order, in JAX:
-the n-grams ending in the word (longest match wins) and the contexts (whose
-back-off weights are added for every order the match falls short of).
+chains down the trie with a fixed-iteration binary search per order, as whole
+numpy arrays: the n-grams ending in the word (longest match wins) and the
+contexts (whose back-off weights are added for every order the match falls
+short of).  Nothing here imports jax: an n-gram run never pays for starting it.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ import dataclasses
 import functools
 from collections.abc import Sequence
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from lm_jax import evaluation
@@ -27,7 +26,7 @@ from lm_jax.ngram import smoothing as sm
 from lm_jax.ngram.counts import Counts, count_ngrams
 from lm_jax.ngram.spec import parse_fallback
 
-CHUNK = 1 << 15  # Scoring batch: one compiled shape for any corpus size.
+CHUNK = 1 << 15  # Scoring batch: bounded temporaries for any corpus size.
 
 
 def estimate_tables(
@@ -57,38 +56,37 @@ def estimate_tables(
   raise ConfigError(f"unknown smoothing {smoothing!r}; choose one of {', '.join(sm.SMOOTHINGS)}.")
 
 
-@functools.partial(jax.jit, static_argnames=("iters",))
-def _child(start, first, parent, word, iters: int):
-  """Id of the n-gram ``word + parent`` (parent's extension by ``word``), or -1."""
-  ok = (parent >= 0) & (word >= 0)
-  p = jnp.where(ok, parent, 0)
-  lo, end = start[p], start[p + 1]
+def _child(start, first, parent, word, iters: int) -> np.ndarray:
+  """Id of the n-gram ``word + parent`` (parent's extension by ``word``), or -1.
 
-  def body(_, lohi):
-    lo, hi = lohi
+  A fixed number of vectorized bisection steps over each parent's sorted children.
+  """
+  ok = (parent >= 0) & (word >= 0)
+  p = np.where(ok, parent, 0)
+  lo, hi = start[p], start[p + 1]
+  end = hi
+  for _ in range(iters):
     mid = (lo + hi) // 2
     less = first[mid] < word
     active = lo < hi
-    return jnp.where(active & less, mid + 1, lo), jnp.where(active & ~less, mid, hi)
-
-  lo, _ = jax.lax.fori_loop(0, iters, body, (lo, end))
+    lo, hi = np.where(active & less, mid + 1, lo), np.where(active & ~less, mid, hi)
   found = ok & (lo < end) & (first[lo] == word)
-  return jnp.where(found, lo, -1)
+  return np.where(found, lo, -1)
 
 
-@functools.partial(jax.jit, static_argnames=("iters",))
-def score_batch(arrays, ctx_BxC, word_B, iters: tuple[int, ...]):
-  """ln p(word | context) for a batch; ``ctx`` is left-padded with -1, newest last."""
+def score_batch(arrays, ctx_BxC, word_B, iters: tuple[int, ...]) -> np.ndarray:
+  """ln p(word | context) for a batch (float32); ``ctx`` is left-padded with -1, newest last."""
   logp1, logbow1, orders = arrays
   num_ctx = ctx_BxC.shape[1]
   n_id = word_B
   acc_B = logp1[word_B]
   m_id = ctx_BxC[:, num_ctx - 1] if num_ctx else None
   bows = [logbow1] + [o[3] for o in orders]
+  zero = np.float32(0.0)
   for k, (start, first, logp, _) in enumerate(orders[:num_ctx], start=2):
-    bow_B = jnp.where(m_id >= 0, bows[k - 2][jnp.maximum(m_id, 0)], 0.0)
+    bow_B = np.where(m_id >= 0, bows[k - 2][np.maximum(m_id, 0)], zero)
     n_id = _child(start, first, n_id, ctx_BxC[:, num_ctx - k + 1], iters[k - 2])
-    acc_B = jnp.where(n_id >= 0, logp[n_id], acc_B + bow_B)
+    acc_B = np.where(n_id >= 0, logp[n_id], acc_B + bow_B)
     if k <= num_ctx:  # The context of the next order: one more word to the left.
       m_id = _child(start, first, m_id, ctx_BxC[:, num_ctx - k], iters[k - 2])
   return acc_B
@@ -116,21 +114,21 @@ class NGramLM:
     return cls(vocab, smoothing, counts, estimate_tables(counts, smoothing, train=train, **kwargs))
 
   @functools.cached_property
-  def _device_arrays(self):
+  def _score_arrays(self):
     pad = lambda a, v: np.append(a, v)  # A sentinel keeps every gather in range.
     orders = []
     for o, lp, lb in zip(self.trie.orders, self.tables.logp[1:], self.tables.logbow[1:]):
       orders.append(
         (
-          jnp.asarray(o.child_start.astype(np.int32)),
-          jnp.asarray(pad(o.first, -2).astype(np.int32)),
-          jnp.asarray(pad(lp, 0.0).astype(np.float32)),
-          jnp.asarray(pad(lb, 0.0).astype(np.float32)),
+          o.child_start.astype(np.int32),
+          pad(o.first, -2).astype(np.int32),
+          pad(lp, 0.0).astype(np.float32),
+          pad(lb, 0.0).astype(np.float32),
         )
       )
     arrays = (
-      jnp.asarray(self.tables.logp[0].astype(np.float32)),
-      jnp.asarray(self.tables.logbow[0].astype(np.float32)),
+      self.tables.logp[0].astype(np.float32),
+      self.tables.logbow[0].astype(np.float32),
       tuple(orders),
     )
     iters = tuple(
@@ -138,23 +136,17 @@ class NGramLM:
     )
     return arrays, iters
 
-  def logprob(self, ctx_BxC, word_B) -> jax.Array:
-    """Natural-log probabilities of ``word`` after ``ctx`` (order-1 columns, -1 = none)."""
-    arrays, iters = self._device_arrays
-    return score_batch(
-      arrays, jnp.asarray(ctx_BxC, jnp.int32), jnp.asarray(word_B, jnp.int32), iters
-    )
+  def logprob(self, ctx_BxC, word_B) -> np.ndarray:
+    """Natural-log probabilities (float32) of ``word`` after ``ctx`` (order-1 columns, -1 = none)."""
+    arrays, iters = self._score_arrays
+    return score_batch(arrays, np.asarray(ctx_BxC, np.int32), np.asarray(word_B, np.int32), iters)
 
   def token_logprobs(self, tokens: TokenArray) -> np.ndarray:
     """ln p of every scored token (each word and each ``</s>``), in corpus order."""
     ctx = contexts(tokens, self.vocab.bos_id, self.order - 1)
     out = np.empty(tokens.num_tokens, dtype=np.float64)
     for i in range(0, tokens.num_tokens, CHUNK):
-      c, w = ctx[i : i + CHUNK], tokens.ids[i : i + CHUNK]
-      n = len(w)
-      c = np.pad(c, ((0, CHUNK - n), (0, 0)), constant_values=-1)
-      w = np.pad(w, (0, CHUNK - n))
-      out[i : i + n] = np.asarray(self.logprob(c, w))[:n]
+      out[i : i + CHUNK] = self.logprob(ctx[i : i + CHUNK], tokens.ids[i : i + CHUNK])
     return out
 
   def _require_normalized(self, what: str) -> None:

@@ -28,7 +28,7 @@ def _refuse_another_config(spec: NGramSpec, rd: RunDir) -> None:
   """A rerun recomputes the same model; another config would silently replace the run."""
   if not os.path.isfile(rd.file("config.json")):
     return
-  from lm_jax.checkpoint_meta import flat_config  # Deferred: imports jax.
+  from lm_jax.checkpoint_meta import flat_config
 
   outputs = {"write_arpa", "dump_tokens", "num_samples", "max_sample_len", "temperature", "seed"}
   before, now = (
@@ -48,9 +48,6 @@ def _refuse_another_config(spec: NGramSpec, rd: RunDir) -> None:
 
 
 def _run(spec: NGramSpec, rd: RunDir, say) -> dict:
-  # Deferred: jax starts only once the config and the workdir have been accepted.
-  import jax
-
   from lm_jax.data.pipeline import load_data
   from lm_jax.ngram import arpa
   from lm_jax.ngram.model import NGramLM
@@ -113,10 +110,9 @@ def _run(spec: NGramSpec, rd: RunDir, say) -> dict:
         rd.write_text(f"{split}.tokens.tsv", evaluation.token_dump(arrays[split], logp, vocab))
   else:
     say(f"{spec.smoothing} scores are not probabilities: no perplexity is reported.")
-  key = jax.random.key(spec.seed)
   lines = []
   for i in range(spec.num_samples):
-    s = sample(lm, jax.random.fold_in(key, i), spec.max_sample_len, spec.temperature)
+    s = sample(lm, (spec.seed, i), spec.max_sample_len, spec.temperature)
     text = vocab.detokenize(s.ids)
     writer.write(
       {

@@ -1,10 +1,9 @@
-"""Sampling sentences from an n-gram model with explicit ``jax.random`` keys."""
+"""Sampling sentences from an n-gram model, reproducibly from a seed (numpy: no jax to start)."""
 
 from __future__ import annotations
 
 import dataclasses
 
-import jax
 import numpy as np
 
 from lm_jax.data.vocab import EOS_ID, UNK_ID
@@ -19,10 +18,12 @@ class Sample:
 
 
 def sample(
-  lm, key: jax.Array, max_len: int = 100, temperature: float = 1.0, resample_unk: bool = True
+  lm, seed, max_len: int = 100, temperature: float = 1.0, resample_unk: bool = True
 ) -> Sample:
   """Draws one sentence word by word until ``</s>``.
 
+  ``seed`` (an int or a tuple of ints, e.g. ``(config.seed, index)``) fixes the draws:
+  the same seed gives the same sentence.
   A sampled ``<unk>`` is ignored and drawn again (the lecture's rule), which is
   the same as drawing from the distribution with ``<unk>`` removed and
   renormalized; ``temperature`` divides the log-probabilities before drawing.
@@ -37,13 +38,14 @@ def sample(
   if width:
     ctx[-1] = lm.vocab.bos_id
   ids, total = [], 0.0
-  for step in range(max_len):
+  rng = np.random.default_rng(seed)
+  for _ in range(max_len):
     logp = lm.next_logprobs(ctx)
     logits = logp / temperature
     if resample_unk and np.isfinite(logits).sum() > 1:
       logits = logits.copy()
       logits[UNK_ID] = -np.inf
-    w = int(jax.random.categorical(jax.random.fold_in(key, step), logits))
+    w = int(np.argmax(logits + rng.gumbel(size=logits.shape)))  # Gumbel-max: one exact draw
     ids.append(w)
     total += float(logp[w])
     if w == EOS_ID:
