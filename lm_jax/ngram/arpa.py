@@ -61,10 +61,10 @@ def write_arpa(model, path: str) -> None:
       if k < n:
         # Back-off weights belong to n-grams that are contexts of a longer n-gram.
         is_context = np.bincount(trie.orders[k - 1].prefix, minlength=len(names)) > 0
-        bows = _fmt(tables.logbow[k - 1])
+        bows = iter(_fmt(tables.logbow[k - 1][is_context]))  # Formatted where written only.
         lines = [
-          f"{p}\t{m}\t{b}" if c else f"{p}\t{m}"
-          for p, m, b, c in zip(probs, names, bows, is_context.tolist())
+          f"{p}\t{m}\t{next(bows)}" if c else f"{p}\t{m}"
+          for p, m, c in zip(probs, names, is_context.tolist())
         ]
       else:
         lines = [f"{p}\t{m}" for p, m in zip(probs, names)]

@@ -2,8 +2,8 @@
 
 A model is a suffix trie of sorted arrays (``counts.Counts``) plus back-off
 tables (``smoothing.Tables``).  Scoring a (context, word) batch walks two
-chains down the trie with a fixed-iteration binary search per order, as whole
-numpy arrays: the n-grams ending in the word (longest match wins) and the
+chains down the trie, one ``searchsorted`` over an order's sorted keys per step,
+as whole numpy arrays: the n-grams ending in the word (longest match wins) and the
 contexts (whose back-off weights are added for every order the match falls
 short of).  Nothing here imports jax: an n-gram run never pays for starting it.
 """
@@ -56,39 +56,35 @@ def estimate_tables(
   raise ConfigError(f"unknown smoothing {smoothing!r}; choose one of {', '.join(sm.SMOOTHINGS)}.")
 
 
-def _child(start, first, parent, word, iters: int) -> np.ndarray:
+def _child(keys, size: int, parent, word) -> np.ndarray:
   """Id of the n-gram ``word + parent`` (parent's extension by ``word``), or -1.
 
-  A fixed number of vectorized bisection steps over each parent's sorted children.
+  An order's n-grams are sorted by (suffix, first word), so their keys
+  ``suffix * size + first`` are sorted too: one ``searchsorted`` finds them all.
   """
   ok = (parent >= 0) & (word >= 0)
-  p = np.where(ok, parent, 0)
-  lo, hi = start[p], start[p + 1]
-  end = hi
-  for _ in range(iters):
-    mid = (lo + hi) // 2
-    less = first[mid] < word
-    active = lo < hi
-    lo, hi = np.where(active & less, mid + 1, lo), np.where(active & ~less, mid, hi)
-  found = ok & (lo < end) & (first[lo] == word)
-  return np.where(found, lo, -1)
+  q = np.where(ok, parent.astype(np.int64) * size + word, -1)
+  order = np.argsort(q)  # Sorted queries search about 3x faster (cache-friendly).
+  i = np.empty(len(q), np.int64)
+  i[order] = np.searchsorted(keys, q[order])  # keys ends with a sentinel: i stays in range
+  return np.where(ok & (keys[i] == q), i, -1)
 
 
-def score_batch(arrays, ctx_BxC, word_B, iters: tuple[int, ...]) -> np.ndarray:
+def score_batch(arrays, ctx_BxC, word_B) -> np.ndarray:
   """ln p(word | context) for a batch (float32); ``ctx`` is left-padded with -1, newest last."""
-  logp1, logbow1, orders = arrays
+  size, logp1, logbow1, orders = arrays
   num_ctx = ctx_BxC.shape[1]
   n_id = word_B
   acc_B = logp1[word_B]
   m_id = ctx_BxC[:, num_ctx - 1] if num_ctx else None
-  bows = [logbow1] + [o[3] for o in orders]
+  bows = [logbow1] + [o[2] for o in orders]
   zero = np.float32(0.0)
-  for k, (start, first, logp, _) in enumerate(orders[:num_ctx], start=2):
+  for k, (keys, logp, _) in enumerate(orders[:num_ctx], start=2):
     bow_B = np.where(m_id >= 0, bows[k - 2][np.maximum(m_id, 0)], zero)
-    n_id = _child(start, first, n_id, ctx_BxC[:, num_ctx - k + 1], iters[k - 2])
+    n_id = _child(keys, size, n_id, ctx_BxC[:, num_ctx - k + 1])
     acc_B = np.where(n_id >= 0, logp[n_id], acc_B + bow_B)
     if k <= num_ctx:  # The context of the next order: one more word to the left.
-      m_id = _child(start, first, m_id, ctx_BxC[:, num_ctx - k], iters[k - 2])
+      m_id = _child(keys, size, m_id, ctx_BxC[:, num_ctx - k])
   return acc_B
 
 
@@ -116,30 +112,27 @@ class NGramLM:
   @functools.cached_property
   def _score_arrays(self):
     pad = lambda a, v: np.append(a, v)  # A sentinel keeps every gather in range.
-    orders = []
-    for o, lp, lb in zip(self.trie.orders, self.tables.logp[1:], self.tables.logbow[1:]):
-      orders.append(
-        (
-          o.child_start.astype(np.int32),
-          pad(o.first, -2).astype(np.int32),
-          pad(lp, 0.0).astype(np.float32),
-          pad(lb, 0.0).astype(np.float32),
-        )
+    size = self.trie.vocab_size
+    orders = tuple(
+      (
+        pad(o.suffix.astype(np.int64) * size + o.first, np.iinfo(np.int64).max),
+        pad(lp, 0.0).astype(np.float32),
+        pad(lb, 0.0).astype(np.float32),
       )
-    arrays = (
+      for o, lp, lb in zip(self.trie.orders, self.tables.logp[1:], self.tables.logbow[1:])
+    )
+    return (
+      size,
       self.tables.logp[0].astype(np.float32),
       self.tables.logbow[0].astype(np.float32),
-      tuple(orders),
+      orders,
     )
-    iters = tuple(
-      int(np.ceil(np.log2(np.diff(o.child_start).max(initial=0) + 1))) + 1 for o in self.trie.orders
-    )
-    return arrays, iters
 
   def logprob(self, ctx_BxC, word_B) -> np.ndarray:
     """Natural-log probabilities (float32) of ``word`` after ``ctx`` (order-1 columns, -1 = none)."""
-    arrays, iters = self._score_arrays
-    return score_batch(arrays, np.asarray(ctx_BxC, np.int32), np.asarray(word_B, np.int32), iters)
+    return score_batch(
+      self._score_arrays, np.asarray(ctx_BxC, np.int32), np.asarray(word_B, np.int32)
+    )
 
   def token_logprobs(self, tokens: TokenArray) -> np.ndarray:
     """ln p of every scored token (each word and each ``</s>``), in corpus order."""
