@@ -99,3 +99,23 @@ def test_ptb_command(ptb_dir, tmp_path):
   finals = finals_of(run_metrics(wd))
   assert finals["test"]["perplexity"] == pytest.approx(141.19, abs=0.05)
   assert finals["test"]["tokens"] == 82_430 and finals["test"]["oovs"] == 0
+
+
+def test_an_ngram_run_never_starts_jax(tmp_path):
+  # Counting, smoothing, ARPA writing, scoring and sampling are numpy: starting jax (about
+  # 1.5 s of imports, plus compiles) would be paid by every n-gram command for nothing.
+  script = (
+    "import sys; from configs import ngram; from lm_jax.ngram import run; "
+    "c = ngram.get_config('default'); c.write_arpa = True; "
+    f"run.run(c, {str(tmp_path / 'kn')!r}, verbose=False); "
+    "print(sorted(m for m in sys.modules if m == 'jax' or m.startswith('jax.')))"
+  )
+  env = {**os.environ, "PYTHONPATH": str(REPO)}
+  proc = subprocess.run(
+    [sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+  )
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert proc.stdout.strip().splitlines()[-1] == "[]"
+  assert (tmp_path / "kn" / "model.arpa").stat().st_size > 0
+  run_json = json.loads((tmp_path / "kn" / "run.json").read_text())
+  assert run_json["environment"]["backend"] == "numpy"
