@@ -90,3 +90,50 @@ def test_every_entry_matches_lmplz(tmp_path, order):
     ours = lm.evaluate(test, "test").perplexity
     theirs = ref.evaluate(encode_sentences(ref.vocab, raw.splits["test"]), "test").perplexity
     assert ours == pytest.approx(theirs, rel=1e-5), name
+
+
+def _compare(lm, ref, names, tol):
+  to_ref = np.array([ref.vocab.index[t] for t in names])
+  for k in range(1, lm.order + 1):
+    words = lm.trie.words(k)
+    j = lookup(ref.trie, to_ref[words])
+    assert np.all(j >= 0), k
+    keep = words[:, 0] != lm.vocab.bos_id if k == 1 else slice(None)
+    dp = np.abs(lm.tables.logp[k - 1][keep] - ref.tables.logp[k - 1][j[keep]]) / LN10
+    db = np.abs(lm.tables.logbow[k - 1] - ref.tables.logbow[k - 1][j]) / LN10
+    assert dp.max() < tol and db.max() < tol, (k, dp.max(), db.max())
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_lmplz() is None, reason="lmplz not built (set LMPLZ=/path/to/lmplz)")
+@pytest.mark.parametrize("order,prune", [(3, "0 0 1"), (5, "0 1 1 1 1")])
+def test_pruned_entries_match_lmplz(tmp_path, order, prune):
+  """``prune`` as ``lmplz --prune``: the same n-grams survive, every entry agrees.
+
+  Word corpora without a literal ``<unk>`` agree to lmplz's float32 (observed 2.6e-7
+  log10); PTB (``<unk>`` renamed ``UNK`` for lmplz) within its uniform-floor
+  difference of 2.7e-5, as the unpruned PTB models (README).
+  """
+  cases = [(name, raw, 1e-6, lambda w: w) for name, raw in _corpora()]
+  d = data_dir()
+  if d is not None:
+    ptb = corpus_lib.load("ptb", data_dir=str(d), download=False)
+    cases.append(("ptb", ptb, 3e-5, lambda w: "UNK" if w == "<unk>" else w))
+  for name, raw, tol, rename in cases:
+    train_txt = tmp_path / f"{name}.txt"
+    with open(train_txt, "w", encoding="utf-8") as f:
+      f.writelines(" ".join(map(rename, s)) + "\n" for s in raw.splits["train"])
+    arpa_path = tmp_path / f"{name}.arpa"
+    cmd = [_lmplz(), "-o", str(order), "-S", "10%", "-T", str(tmp_path), "--prune", *prune.split()]
+    subprocess.run(
+      [*cmd, "--text", str(train_txt), "--arpa", str(arpa_path)], check=True, capture_output=True
+    )
+    ref = read_arpa(str(arpa_path))
+    vocab = Vocab.build(raw.splits["train"])
+    lm = NGramLM.estimate(
+      encode_sentences(vocab, raw.splits["train"]), vocab, order, "modified_kneser_ney", prune=prune
+    )
+    extra_unk = int(name == "ptb")  # lmplz's own zero-count <unk> beside PTB's UNK
+    assert ref.trie.sizes()[1:] == lm.trie.sizes()[1:], name
+    assert ref.trie.sizes()[0] == lm.trie.sizes()[0] + extra_unk, name
+    _compare(lm, ref, [rename(t) for t in vocab.tokens], tol)

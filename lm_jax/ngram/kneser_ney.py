@@ -142,11 +142,15 @@ def kneser_ney(
   modified: bool = True,
   fallback: tuple[float, ...] | None = None,
   lmplz_tokens: TokenArray | None = None,
+  keeps: list[np.ndarray] | None = None,
 ) -> Tables:
   """Interpolated (modified) Kneser-Ney back-off tables, lowest order mixed with uniform.
 
   With ``lmplz_tokens`` (the training tokens), the discounts use lmplz's
   counts-of-counts (see ``lmplz_statistics``); without, Chen & Goodman's exactly.
+  ``keeps`` (per order >= 2, from ``prune.keep_masks``) moves the pruned n-grams'
+  mass into their contexts' back-off weights, as lmplz ``--prune``; the tables still
+  cover every n-gram (``prune.prune_model`` drops the pruned ones).
   """
   adj = adjusted_counts(counts)
   stats = adj if lmplz_tokens is None else lmplz_statistics(counts, adj, lmplz_tokens)
@@ -166,8 +170,13 @@ def kneser_ney(
     else:
       o = counts.orders[k - 2]
       denom = _context_sums(counts, k, a.astype(np.float64))
+      kept = np.ones(len(a), bool) if keeps is None else keeps[k - 2]
+      # Back-off mass: the discounts of the surviving extensions and all of a pruned one's.
+      mass = sum(d[j + 1] * _context_sums(counts, k, bucket[j] * kept) for j in range(3))
+      if keeps is not None:
+        mass = mass + _context_sums(counts, k, np.where(kept, 0.0, a.astype(np.float64)))
       with np.errstate(invalid="ignore", divide="ignore"):
-        gamma = sum(d[j + 1] * _context_sums(counts, k, bucket[j]) for j in range(3)) / denom
+        gamma = mass / denom
       # Chen & Goodman eq. (interpolated): p(w|h) = (a - D(a)) / Σa + gamma(h) p(w|h').
       prob = (a - disc) / denom[o.prefix] + gamma[o.prefix] * prob[o.suffix]
       logbow.append(np.where(denom > 0, _log(gamma), 0.0))

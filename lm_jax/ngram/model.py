@@ -22,6 +22,7 @@ from lm_jax.data.vocab import Vocab
 from lm_jax.errors import ConfigError
 from lm_jax.ngram import katz as katz_lib
 from lm_jax.ngram import kneser_ney as kn_lib
+from lm_jax.ngram import prune as prune_lib
 from lm_jax.ngram import smoothing as sm
 from lm_jax.ngram.counts import Counts, count_ngrams
 from lm_jax.ngram.spec import parse_fallback
@@ -37,9 +38,15 @@ def estimate_tables(
   stupid_backoff_alpha: float = 0.4,
   train: TokenArray | None = None,
   kn_statistics: str = "lmplz",
+  keeps: list[np.ndarray] | None = None,
 ) -> sm.Tables:
-  """Dispatches to the smoothing method named in the config."""
+  """Dispatches to the smoothing method named in the config (``keeps``: Kneser-Ney pruning)."""
   fallback = parse_fallback(discount_fallback)
+  if keeps is not None and smoothing not in ("kneser_ney", "modified_kneser_ney"):
+    raise ConfigError(
+      f"prune applies to Kneser-Ney models (as lmplz --prune), not {smoothing!r}; "
+      "set smoothing='modified_kneser_ney' or unset prune."
+    )
   if smoothing == "mle":
     return sm.mle(counts)
   if smoothing in ("add_k", "laplace"):
@@ -52,7 +59,9 @@ def estimate_tables(
     if kn_statistics not in ("lmplz", "exact"):
       raise ConfigError(f"kn_statistics must be 'lmplz' or 'exact', got {kn_statistics!r}.")
     lmplz_tokens = train if kn_statistics == "lmplz" else None
-    return kn_lib.kneser_ney(counts, smoothing == "modified_kneser_ney", fallback, lmplz_tokens)
+    return kn_lib.kneser_ney(
+      counts, smoothing == "modified_kneser_ney", fallback, lmplz_tokens, keeps
+    )
   raise ConfigError(f"unknown smoothing {smoothing!r}; choose one of {', '.join(sm.SMOOTHINGS)}.")
 
 
@@ -103,11 +112,17 @@ class NGramLM:
 
   @classmethod
   def estimate(
-    cls, train: TokenArray, vocab: Vocab, order: int, smoothing: str, **kwargs
+    cls, train: TokenArray, vocab: Vocab, order: int, smoothing: str, prune=None, **kwargs
   ) -> NGramLM:
-    """Counts ``train`` and smooths; kwargs go to ``estimate_tables``."""
+    """Counts ``train`` and smooths; ``prune`` as lmplz ``--prune`` (e.g. ``"0,0,1"``, see
+    ``lm_jax.ngram.prune``); kwargs go to ``estimate_tables``."""
     counts = count_ngrams(train, order, vocab.size, vocab.bos_id)
-    return cls(vocab, smoothing, counts, estimate_tables(counts, smoothing, train=train, **kwargs))
+    thresholds = prune_lib.parse_prune(prune, order)
+    keeps = None if thresholds is None else prune_lib.keep_masks(counts, thresholds)
+    tables = estimate_tables(counts, smoothing, train=train, keeps=keeps, **kwargs)
+    if keeps is not None:
+      counts, tables = prune_lib.prune_model(counts, tables, keeps)
+    return cls(vocab, smoothing, counts, tables)
 
   @functools.cached_property
   def _score_arrays(self):

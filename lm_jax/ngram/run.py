@@ -71,6 +71,7 @@ def _run(spec: NGramSpec, rd: RunDir, say) -> dict:
     discount_fallback=spec.discount_fallback,
     stupid_backoff_alpha=spec.stupid_backoff_alpha,
     kn_statistics=spec.kn_statistics,
+    prune=spec.prune,
   )
   seconds = time.perf_counter() - t0
   for note in lm.tables.info.get("discount_notes", []):

@@ -39,6 +39,7 @@ class NGramSpec:
   k: float = 1.0  # add_k's k (Lidstone); laplace forces 1
   discount_fallback: str | None = None  # e.g. "0.5,1.0,1.5"
   kn_statistics: str = "lmplz"  # "lmplz": discounts exactly as lmplz; "exact": Chen & Goodman
+  prune: str | None = None  # count thresholds per order, as lmplz --prune: "0,0,1"
   stupid_backoff_alpha: float = 0.4  # 1.0 is the lecture's simplified back-off rule
   seed: int = 0
   data: DataSpec = DataSpec()
@@ -85,6 +86,16 @@ def parse_ngram(config: ml_collections.ConfigDict) -> NGramSpec:
   if not spec.stupid_backoff_alpha > 0:
     raise ConfigError(f"stupid_backoff_alpha must be > 0, got {spec.stupid_backoff_alpha}.")
   parse_fallback(spec.discount_fallback)
+  from lm_jax.ngram.prune import parse_prune  # Deferred: imports numpy.
+
+  if parse_prune(spec.prune, spec.order) and spec.smoothing not in (
+    "kneser_ney",
+    "modified_kneser_ney",
+  ):
+    raise ConfigError(
+      f"prune applies to Kneser-Ney models (as lmplz --prune), not smoothing={spec.smoothing!r}; "
+      "set smoothing='modified_kneser_ney' or unset prune."
+    )
   check_sampling(spec.temperature, spec.num_samples, spec.max_sample_len)
   if spec.dump_tokens and spec.smoothing == "stupid_backoff":
     raise ConfigError(
