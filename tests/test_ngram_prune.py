@@ -12,9 +12,9 @@ from lm_jax.data import corpus as corpus_lib
 from lm_jax.data.tokens import encode_sentences
 from lm_jax.data.vocab import Vocab
 from lm_jax.errors import ConfigError
-from lm_jax.ngram.counts import count_ngrams
+from lm_jax.ngram.counts import count_ngrams, lookup
 from lm_jax.ngram.model import NGramLM
-from lm_jax.ngram.prune import parse_prune
+from lm_jax.ngram.prune import entropy_criterion, parse_prune
 from lm_jax.ngram.spec import parse_ngram
 
 
@@ -84,3 +84,81 @@ def test_pruned_mass_moves_to_the_backoff_and_every_context_sums_to_one(pydoc):
   for ctx in [*bigrams[some[:5]], *bigrams[orphan[:3]], [-1, vocab.bos_id]]:
     logp = lm.logprob(np.tile(np.asarray(ctx, np.int32), (v, 1)), np.arange(v, dtype=np.int32))
     assert np.exp(logp.astype(np.float64)).sum() == pytest.approx(1.0, abs=2e-5), ctx
+
+
+def _dist(lm, ctx) -> np.ndarray:
+  """p(. | ctx) over every predictable word, in float64 from the tables (back-off rule)."""
+  v = lm.vocab.num_predictable
+  words = np.arange(v)
+  out = np.zeros(v)
+  bow = 0.0  # accumulated ln back-off weight
+  done = np.zeros(v, bool)
+  for start in range(len(ctx) + 1):  # the longest history first
+    hist = list(ctx[start:])
+    k = len(hist) + 1
+    if k == 1:
+      out[~done] = np.exp(bow + lm.tables.logp[0][words[~done]])
+      break
+    grams = np.column_stack([np.tile(hist, (v, 1)), words])
+    j = lookup(lm.trie, grams)
+    hit = (j >= 0) & ~done
+    out[hit] = np.exp(bow + lm.tables.logp[k - 1][j[hit]])
+    done |= hit
+    h = lookup(lm.trie, np.asarray([hist]))[0]
+    bow += lm.tables.logbow[k - 2][h] if h >= 0 else 0.0
+  return out
+
+
+def test_entropy_criterion_is_the_exact_relative_entropy_of_removing_one_ngram(pydoc):
+  # Brute force: remove one trigram (h, w), renormalize h's back-off weight so that p'(.|h)
+  # sums to one, and take P(h) x KL(p(.|h) || p'(.|h)) over the whole vocabulary.
+  vocab, train = pydoc
+  lm = NGramLM.estimate(train, vocab, 3, "modified_kneser_ney")
+  crit = entropy_criterion(lm.trie, list(lm.tables.logp), list(lm.tables.logbow), 3)
+  trigrams = lm.trie.words(3)
+  picks = [
+    int(np.argmax(crit)),
+    int(np.argmin(crit)),
+    *np.random.default_rng(0).choice(len(crit), 4),
+  ]
+  for i in picks:
+    w1, w2, w = map(int, trigrams[i])
+    p = _dist(lm, [w1, w2])
+    lower = _dist(lm, [w2])
+    explicit = (
+      lookup(
+        lm.trie, np.column_stack([np.full(len(p), w1), np.full(len(p), w2), np.arange(len(p))])
+      )
+      >= 0
+    )
+    explicit[w] = False  # removed
+    q = np.where(explicit, p, 0.0)
+    q[~explicit] = (1.0 - q[explicit].sum()) * lower[~explicit] / lower[~explicit].sum()
+    kl = float(np.sum(p * (np.log(p) - np.log(q))))
+    p_h = (1.0 if w1 == vocab.bos_id else np.exp(lm.tables.logp[0][w1])) * _dist(lm, [w1])[w2]
+    assert crit[i] == pytest.approx(np.expm1(p_h * kl), rel=1e-6, abs=1e-15), (i, crit[i])
+
+
+def test_entropy_pruning_shrinks_the_model_and_keeps_it_normalized(pydoc):
+  vocab, train = pydoc
+  full = NGramLM.estimate(train, vocab, 3, "modified_kneser_ney")
+  same = NGramLM.estimate(train, vocab, 3, "modified_kneser_ney", prune_entropy=0.0)
+  assert same.trie.sizes() == full.trie.sizes()
+  small = NGramLM.estimate(train, vocab, 3, "modified_kneser_ney", prune_entropy=1e-6)
+  smaller = NGramLM.estimate(train, vocab, 3, "modified_kneser_ney", prune_entropy=1e-5)
+  assert full.trie.sizes()[0] == small.trie.sizes()[0]  # unigrams are never pruned
+  for k in (1, 2):
+    assert full.trie.sizes()[k] > small.trie.sizes()[k] > smaller.trie.sizes()[k]
+  # Kept probabilities are unchanged; contexts that lost n-grams still sum to one.
+  w = small.trie.words(3)
+  j = lookup(full.trie, w)
+  np.testing.assert_array_equal(small.tables.logp[2], full.tables.logp[2][j])
+  lost = np.flatnonzero(
+    np.bincount(full.trie.orders[1].prefix, minlength=full.trie.sizes()[1])[
+      lookup(full.trie, small.trie.words(2))
+    ]
+    > np.bincount(small.trie.orders[1].prefix, minlength=small.trie.sizes()[1])
+  )
+  assert len(lost) > 0
+  for h in small.trie.words(2)[lost[:6]]:
+    assert _dist(small, list(h)).sum() == pytest.approx(1.0, abs=1e-9)

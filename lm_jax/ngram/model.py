@@ -112,16 +112,33 @@ class NGramLM:
 
   @classmethod
   def estimate(
-    cls, train: TokenArray, vocab: Vocab, order: int, smoothing: str, prune=None, **kwargs
+    cls,
+    train: TokenArray,
+    vocab: Vocab,
+    order: int,
+    smoothing: str,
+    prune=None,
+    prune_entropy: float = 0.0,
+    **kwargs,
   ) -> NGramLM:
-    """Counts ``train`` and smooths; ``prune`` as lmplz ``--prune`` (e.g. ``"0,0,1"``, see
-    ``lm_jax.ngram.prune``); kwargs go to ``estimate_tables``."""
+    """Counts ``train`` and smooths; kwargs go to ``estimate_tables``.
+
+    ``prune`` as lmplz ``--prune`` (e.g. ``"0,0,1"``), then ``prune_entropy`` as SRILM's
+    ``-prune`` (relative-entropy threshold); see ``lm_jax.ngram.prune``.
+    """
     counts = count_ngrams(train, order, vocab.size, vocab.bos_id)
     thresholds = prune_lib.parse_prune(prune, order)
     keeps = None if thresholds is None else prune_lib.keep_masks(counts, thresholds)
     tables = estimate_tables(counts, smoothing, train=train, keeps=keeps, **kwargs)
     if keeps is not None:
       counts, tables = prune_lib.prune_model(counts, tables, keeps)
+    if prune_entropy:
+      if smoothing not in prune_lib.ENTROPY_SMOOTHINGS:
+        raise ConfigError(
+          f"prune_entropy needs a normalized back-off model ({', '.join(prune_lib.ENTROPY_SMOOTHINGS)}), "
+          f"not {smoothing!r}."
+        )
+      counts, tables = prune_lib.entropy_prune(counts, tables, prune_entropy)
     return cls(vocab, smoothing, counts, tables)
 
   @functools.cached_property

@@ -28,6 +28,8 @@ from lm_jax.errors import ConfigError
 from lm_jax.ngram.counts import Counts, Order, link_children
 from lm_jax.ngram.smoothing import Tables
 
+ENTROPY_SMOOTHINGS = ("katz", "kneser_ney", "modified_kneser_ney")
+
 
 def parse_prune(value, order: int) -> tuple[int, ...] | None:
   """``"0,0,1"`` / ``"0 0 1"`` / a sequence -> one threshold per order 1..``order`` (None: off)."""
@@ -83,3 +85,88 @@ def prune_model(counts: Counts, tables: Tables, keeps: list[np.ndarray]) -> tupl
     logbow.append(tables.logbow[k - 1][keep])
   pruned = Counts(counts.vocab_size, counts.bos_id, counts.unigram, tuple(orders))
   return pruned, Tables(tuple(logp), tuple(logbow), tables.normalized, tables.info)
+
+
+# -- Relative-entropy pruning (Stolcke 1998; SRILM's ``ngram -prune THRESHOLD``) ------------
+
+
+def _context_probs(counts: Counts, logp: list[np.ndarray], k: int) -> np.ndarray:
+  """P(h) of every order-k n-gram h under the model: the chain rule along prefix links
+  (``<s>`` as the first word has probability 1, as SRILM's ``contextProb``)."""
+  p = np.exp(logp[0])
+  p[counts.bos_id] = 1.0
+  for j in range(2, k + 1):
+    o = counts.orders[j - 2]
+    p = p[o.prefix] * np.exp(logp[j - 1])
+  return p
+
+
+def entropy_criterion(counts: Counts, logp, logbow, k: int) -> np.ndarray:
+  """``exp(ΔH) - 1`` per order-k n-gram: the relative training-set perplexity change of
+  removing that n-gram alone (Stolcke 1998, eq. 7; SRILM ``Ngram::pruneProbs``).
+
+  ``ΔH = P(h) D(p(.|h) || p'(.|h))`` where ``p'`` backs off to ``p(w|h')`` for the
+  removed ``w`` with the back-off weight renormalized:
+  ``bow'(h) = (1 - Σ p(v|h) + p(w|h)) / (1 - Σ p(v|h') + p(w|h'))`` over the explicit
+  ``v`` of context h.  In closed form,
+  ``D = -{p(w|h) [ln p(w|h') + ln bow'(h) - ln p(w|h)] + (1 - Σ p(v|h)) [ln bow'(h) - ln bow(h)]}``.
+  """
+  o = counts.orders[k - 2]
+  p = np.exp(logp[k - 1])
+  p_lower = np.exp(logp[k - 2][o.suffix])  # (h', w): a suffix of a stored n-gram is stored
+  num_parents = counts.vocab_size if k == 2 else counts.orders[k - 3].size
+  numerator = 1.0 - np.bincount(o.prefix, weights=p, minlength=num_parents)
+  denominator = 1.0 - np.bincount(o.prefix, weights=p_lower, minlength=num_parents)
+  num, den = numerator[o.prefix], denominator[o.prefix]
+  with np.errstate(divide="ignore", invalid="ignore"):
+    new_bow = np.log(num + p) - np.log(den + p_lower)
+    delta = np.log(p_lower) + new_bow - logp[k - 1]
+    kl = -(p * delta + num * (new_bow - logbow[k - 2][o.prefix]))
+  ph = _context_probs(counts, logp, k - 1)[o.prefix]
+  return np.expm1(ph * kl)
+
+
+def entropy_prune(counts: Counts, tables: Tables, threshold: float) -> tuple[Counts, Tables]:
+  """Removes every n-gram whose ``entropy_criterion`` is below ``threshold``, as SRILM.
+
+  Orders are pruned from the highest down; within an order each n-gram is judged
+  against the unpruned model (Stolcke's independence approximation), and an n-gram
+  that is the context of a surviving longer n-gram is kept, as in SRILM.  One
+  difference: lm_jax also keeps the suffix ``(w2 .. wk)`` of a surviving n-gram
+  (its trie names an n-gram by its suffix), which SRILM may remove.  After each order, the
+  back-off weights of the contexts that lost n-grams are recomputed so that every
+  context sums to one: ``bow(h) = (1 - Σ_kept p(w|h)) / (1 - Σ_kept p(w|h'))``.
+  Unigrams are never pruned; the kept probabilities are not changed.
+  """
+  if not threshold > 0:
+    return counts, tables
+  n = counts.order
+  logp, logbow = list(tables.logp), list(tables.logbow)
+  keeps: list[np.ndarray | None] = [None] * (n - 1)
+  for k in range(n, 1, -1):
+    o = counts.orders[k - 2]
+    keep = ~(entropy_criterion(counts, logp, logbow, k) < threshold)
+    if k < n:  # The context and the suffix of a surviving (k+1)-gram must stay.
+      higher, kept = counts.orders[k - 1], keeps[k - 1]
+      keep |= np.bincount(higher.prefix[kept], minlength=o.size) > 0
+      keep |= np.bincount(higher.suffix[kept], minlength=o.size) > 0
+    keeps[k - 2] = keep
+    num_parents = counts.vocab_size if k == 2 else counts.orders[k - 3].size
+    lost = np.bincount(o.prefix[~keep], minlength=num_parents) > 0
+    if lost.any():
+      w = keep.astype(np.float64)
+      numerator = 1.0 - np.bincount(
+        o.prefix, weights=np.exp(logp[k - 1]) * w, minlength=num_parents
+      )
+      denominator = 1.0 - np.bincount(
+        o.prefix, weights=np.exp(logp[k - 2][o.suffix]) * w, minlength=num_parents
+      )
+      with np.errstate(divide="ignore", invalid="ignore"):
+        bow = np.log(numerator) - np.log(denominator)
+      fixed = logbow[k - 2].copy()
+      fixed[lost] = np.where(np.isfinite(bow[lost]), bow[lost], 0.0)
+      logbow[k - 2] = fixed
+  info = {**tables.info, "prune_entropy": threshold}
+  return prune_model(
+    counts, Tables(tuple(logp), tuple(logbow), tables.normalized, info), list(keeps)
+  )

@@ -72,6 +72,7 @@ def _run(spec: NGramSpec, rd: RunDir, say) -> dict:
     stupid_backoff_alpha=spec.stupid_backoff_alpha,
     kn_statistics=spec.kn_statistics,
     prune=spec.prune,
+    prune_entropy=spec.prune_entropy,
   )
   seconds = time.perf_counter() - t0
   for note in lm.tables.info.get("discount_notes", []):

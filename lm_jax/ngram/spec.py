@@ -40,6 +40,7 @@ class NGramSpec:
   discount_fallback: str | None = None  # e.g. "0.5,1.0,1.5"
   kn_statistics: str = "lmplz"  # "lmplz": discounts exactly as lmplz; "exact": Chen & Goodman
   prune: str | None = None  # count thresholds per order, as lmplz --prune: "0,0,1"
+  prune_entropy: float = 0.0  # relative-entropy threshold, as SRILM's -prune (e.g. 1e-8)
   stupid_backoff_alpha: float = 0.4  # 1.0 is the lecture's simplified back-off rule
   seed: int = 0
   data: DataSpec = DataSpec()
@@ -95,6 +96,13 @@ def parse_ngram(config: ml_collections.ConfigDict) -> NGramSpec:
     raise ConfigError(
       f"prune applies to Kneser-Ney models (as lmplz --prune), not smoothing={spec.smoothing!r}; "
       "set smoothing='modified_kneser_ney' or unset prune."
+    )
+  if not spec.prune_entropy >= 0:
+    raise ConfigError(f"prune_entropy must be >= 0 (0 = off), got {spec.prune_entropy}.")
+  if spec.prune_entropy and spec.smoothing not in ("katz", "kneser_ney", "modified_kneser_ney"):
+    raise ConfigError(
+      "prune_entropy prunes a normalized back-off model (katz, kneser_ney, modified_kneser_ney),"
+      f" not smoothing={spec.smoothing!r}; change smoothing or set prune_entropy=0."
     )
   check_sampling(spec.temperature, spec.num_samples, spec.max_sample_len)
   if spec.dump_tokens and spec.smoothing == "stupid_backoff":
