@@ -1,5 +1,8 @@
 import gzip
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -10,6 +13,7 @@ from lm_jax.errors import ArpaError
 from lm_jax.ngram.arpa import check_normalization, read_arpa, write_arpa
 from lm_jax.ngram.counts import lookup
 from lm_jax.ngram.model import NGramLM
+from tests.conftest import REPO
 from tests.test_ngram_smoothing import zipf_corpus
 
 SMOOTHINGS = ["mle", "laplace", "katz", "kneser_ney", "modified_kneser_ney", "stupid_backoff"]
@@ -124,3 +128,29 @@ def test_malformed_files(tmp_path):
   gz.write_bytes(gzip.compress(b"x") + b"\xff\xfe")
   with pytest.raises(ArpaError):
     read_arpa(str(gz))
+
+
+def test_forked_writer_writes_the_same_bytes(tmp_path):
+  # The writer forks only where jax was never started: check it in a fresh process, with
+  # the size threshold lowered so that a small model takes the forked path.
+  script = (
+    "import sys; from lm_jax.ngram import arpa; from lm_jax.data import corpus; "
+    "from lm_jax.data.vocab import Vocab; from lm_jax.data.tokens import encode_sentences; "
+    "from lm_jax.ngram.model import NGramLM; "
+    "s = corpus.load('pydoc').splits['train']; v = Vocab.build(s); "
+    "lm = NGramLM.estimate(encode_sentences(v, s), v, 4, 'modified_kneser_ney'); "
+    "arpa.PARALLEL_MIN_NGRAMS = 0; "
+    f"arpa.write_arpa(lm, {str(tmp_path / 'forked.arpa')!r}); "
+    f"arpa.write_arpa(lm, {str(tmp_path / 'one.arpa')!r}, parallel=False); "
+    "print(arpa._split_order(lm.trie.sizes()), 'jax' in sys.modules)"
+  )
+  env = {**os.environ, "PYTHONPATH": str(REPO)}
+  proc = subprocess.run(
+    [sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+  )
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  split, jax_started = proc.stdout.split()
+  assert 2 <= int(split) <= 4 and jax_started == "False"
+  forked, one = (tmp_path / "forked.arpa").read_bytes(), (tmp_path / "one.arpa").read_bytes()
+  assert forked == one and b"\\4-grams:" in forked
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["forked.arpa", "one.arpa"]  # no part left

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
+import sys
 
 import numpy as np
 
@@ -29,14 +31,14 @@ from lm_jax.ngram.smoothing import Tables
 
 def _fmt(ln_values: np.ndarray) -> list[str]:
   """log10 strings (shortest round-trip repr) of natural-log values; log 0 -> -99."""
-  text = list(map(repr, (ln_values / LN10).tolist()))
+  text = list(map(float.__repr__, (ln_values / LN10).tolist()))  # repr, without dispatch
   for i in np.flatnonzero(np.isneginf(ln_values)).tolist():
     text[i] = repr(ZERO)
   return text
 
 
-def write_arpa(model, path: str) -> None:
-  """Writes a model (``NGramLM``) as an ARPA file.
+def _sections(model, orders: range, f) -> None:
+  """Writes the ``\\k-grams:`` sections of ``orders`` to ``f``.
 
   An n-gram's text is its first word and its suffix's text (the trie's suffix links),
   so each order costs one string concatenation and one line format per entry.
@@ -44,33 +46,98 @@ def write_arpa(model, path: str) -> None:
   trie, tables, vocab = model.trie, model.tables, model.vocab
   n = trie.order
   names = list(vocab.tokens)
-  with _open(path, "w") as f:
-    f.write("\\data\\\n")
-    for k in range(1, n + 1):
-      f.write(f"ngram {k}={trie.sizes()[k - 1]}\n")
-    for k in range(1, n + 1):
-      f.write(f"\n\\{k}-grams:\n")
-      if k > 1:
-        o = trie.orders[k - 2]
-        toks, prev = vocab.tokens, names
-        names = [toks[w] + " " + prev[s] for w, s in zip(o.first.tolist(), o.suffix.tolist())]
-      logp = tables.logp[k - 1].copy()
-      if k == 1:
-        logp[vocab.bos_id] = -math.inf
-      probs = _fmt(logp)
-      if k < n:
-        # Back-off weights belong to n-grams that are contexts of a longer n-gram.
-        is_context = np.bincount(trie.orders[k - 1].prefix, minlength=len(names)) > 0
-        bows = iter(_fmt(tables.logbow[k - 1][is_context]))  # Formatted where written only.
-        lines = [
-          f"{p}\t{m}\t{next(bows)}" if c else f"{p}\t{m}"
-          for p, m, c in zip(probs, names, is_context.tolist())
-        ]
-      else:
-        lines = [f"{p}\t{m}" for p, m in zip(probs, names)]
-      f.write("\n".join(lines))
-      f.write("\n")
-    f.write("\n\\end\\\n")
+  for k in range(1, orders.stop):
+    if k > 1:
+      o = trie.orders[k - 2]
+      toks, prev = vocab.tokens, names
+      names = [toks[w] + " " + prev[s] for w, s in zip(o.first.tolist(), o.suffix.tolist())]
+    if k not in orders:
+      continue
+    f.write(f"\n\\{k}-grams:\n")
+    logp = tables.logp[k - 1].copy()
+    if k == 1:
+      logp[vocab.bos_id] = -math.inf
+    probs = _fmt(logp)
+    if k < n:
+      # Back-off weights belong to n-grams that are contexts of a longer n-gram.
+      is_context = np.bincount(trie.orders[k - 1].prefix, minlength=len(names)) > 0
+      bows = iter(_fmt(tables.logbow[k - 1][is_context]))  # Formatted where written only.
+      lines = [
+        f"{p}\t{m}\t{next(bows)}" if c else f"{p}\t{m}"
+        for p, m, c in zip(probs, names, is_context.tolist())
+      ]
+    else:
+      lines = [f"{p}\t{m}" for p, m in zip(probs, names)]
+    f.write("\n".join(lines))
+    f.write("\n")
+
+
+# Below this many n-grams one process writes the file (a fork costs more than it saves).
+PARALLEL_MIN_NGRAMS = 1_000_000
+
+
+def write_arpa(model, path: str, parallel: bool = True) -> None:
+  """Writes a model (``NGramLM``) as an ARPA file.
+
+  Formatting millions of shortest round-trip floats is the cost.  With ``parallel``, a
+  large model on a machine with more than one core, and no jax started in this
+  process (forking a process with runtime threads is unsafe), a forked child writes
+  the upper orders into a part file while this process writes the lower ones; the
+  part is appended, so the file is the same byte for byte.
+  """
+  trie = model.trie
+  n, sizes = trie.order, trie.sizes()
+  split = _split_order(sizes)
+  fork = (
+    parallel
+    and n > 1
+    and sum(sizes) >= PARALLEL_MIN_NGRAMS
+    and hasattr(os, "fork")
+    and len(os.sched_getaffinity(0)) > 1
+    and "jax" not in sys.modules
+  )
+  part, pid = f"{path}.part{os.getpid()}", None
+  if fork:
+    pid = os.fork()
+    if pid == 0:  # The child: upper orders into the part file, then exit without cleanup.
+      code = 1
+      try:
+        with open(part, "w", encoding="utf-8", newline="") as f:
+          _sections(model, range(split, n + 1), f)
+        code = 0
+      finally:
+        os._exit(code)
+  try:
+    with _open(path, "w") as f:
+      f.write("\\data\\\n")
+      for k in range(1, n + 1):
+        f.write(f"ngram {k}={sizes[k - 1]}\n")
+      _sections(model, range(1, split if fork else n + 1), f)
+      if fork:
+        _, status = os.waitpid(pid, 0)
+        pid = None
+        if status != 0:
+          raise OSError(f"the process writing orders {split}..{n} of {path} failed ({status})")
+        with open(part, encoding="utf-8", newline="") as src:
+          shutil.copyfileobj(src, f, 1 << 22)
+      f.write("\n\\end\\\n")
+  finally:
+    if pid is not None:
+      os.waitpid(pid, 0)
+    if fork and os.path.exists(part):
+      os.remove(part)
+
+
+def _split_order(sizes: list[int]) -> int:
+  """The first order the child writes: the split that balances the formatting work
+  (each line's probability, and about one back-off per context below the top order)."""
+  work = [2 * s for s in sizes[:-1]] + [sizes[-1]]
+  total, acc = sum(work), 0
+  for k in range(len(sizes), 1, -1):
+    acc += work[k - 1]
+    if acc >= total / 2:
+      return k
+  return 2
 
 
 def read_arpa(path: str, level: str = "word"):

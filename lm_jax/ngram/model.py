@@ -73,9 +73,12 @@ def _child(keys, size: int, parent, word) -> np.ndarray:
   """
   ok = (parent >= 0) & (word >= 0)
   q = np.where(ok, parent.astype(np.int64) * size + word, -1)
-  order = np.argsort(q)  # Sorted queries search about 3x faster (cache-friendly).
-  i = np.empty(len(q), np.int64)
-  i[order] = np.searchsorted(keys, q[order])  # keys ends with a sentinel: i stays in range
+  if np.all(q[:-1] <= q[1:]):  # Already sorted (a whole vocabulary after one context).
+    i = np.searchsorted(keys, q)  # keys ends with a sentinel: i stays in range
+  else:  # Sorted queries search about 3x faster (cache-friendly).
+    order = np.argsort(q)
+    i = np.empty(len(q), np.int64)
+    i[order] = np.searchsorted(keys, q[order])
   return np.where(ok & (keys[i] == q), i, -1)
 
 
