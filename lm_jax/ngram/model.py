@@ -100,8 +100,57 @@ def score_batch(arrays, ctx_BxC, word_B) -> np.ndarray:
   return acc_B
 
 
+class Scorer:
+  """Scoring from ``_score_arrays`` (sorted keys and float32 tables per order): shared by
+  ``NGramLM`` and the memory-mapped ``binary.MappedNGramLM``."""
+
+  vocab: Vocab
+  smoothing: str
+  order: int
+  normalized: bool
+  _score_arrays: tuple
+
+  def logprob(self, ctx_BxC, word_B) -> np.ndarray:
+    """Natural-log probabilities (float32) of ``word`` after ``ctx`` (order-1 columns, -1 = none)."""
+    return score_batch(
+      self._score_arrays, np.asarray(ctx_BxC, np.int32), np.asarray(word_B, np.int32)
+    )
+
+  def token_logprobs(self, tokens: TokenArray) -> np.ndarray:
+    """ln p of every scored token (each word and each ``</s>``), in corpus order."""
+    ctx = contexts(tokens, self.vocab.bos_id, self.order - 1)
+    out = np.empty(tokens.num_tokens, dtype=np.float64)
+    for i in range(0, tokens.num_tokens, CHUNK):
+      out[i : i + CHUNK] = self.logprob(ctx[i : i + CHUNK], tokens.ids[i : i + CHUNK])
+    return out
+
+  def _require_normalized(self, what: str) -> None:
+    if not self.normalized:
+      raise ConfigError(
+        f"{self.smoothing} scores are not probabilities (they do not sum to one), "
+        f"so {what} is undefined; use katz or kneser_ney for a normalized back-off model."
+      )
+
+  def evaluate(self, tokens: TokenArray, split: str) -> evaluation.EvalResult:
+    """Sums for perplexity and log-likelihood under lm_jax's convention."""
+    self._require_normalized("perplexity")
+    return evaluation.from_token_logprobs(
+      split, self.token_logprobs(tokens), tokens.oov, tokens.num_sentences
+    )
+
+  def sentence_logprob(self, words: Sequence[str]) -> float:
+    """ln p(w1 .. wn </s> | <s>)."""
+    return float(self.token_logprobs(encode_sentences(self.vocab, [list(words)])).sum())
+
+  def next_logprobs(self, ctx_C: Sequence[int]) -> np.ndarray:
+    """ln p(w | ctx) for every predictable w (ctx: the last order-1 ids, -1 padded)."""
+    v = self.vocab.num_predictable
+    ctx = np.tile(np.asarray(ctx_C, dtype=np.int32)[None, :], (v, 1))
+    return np.asarray(self.logprob(ctx, np.arange(v, dtype=np.int32)), dtype=np.float64)
+
+
 @dataclasses.dataclass
-class NGramLM:
+class NGramLM(Scorer):
   """A back-off n-gram model over ``vocab`` (built by ``estimate`` or read from ARPA)."""
 
   vocab: Vocab
@@ -112,6 +161,10 @@ class NGramLM:
   @property
   def order(self) -> int:
     return self.trie.order
+
+  @property
+  def normalized(self) -> bool:
+    return self.tables.normalized
 
   @classmethod
   def estimate(
@@ -162,41 +215,3 @@ class NGramLM:
       self.tables.logbow[0].astype(np.float32),
       orders,
     )
-
-  def logprob(self, ctx_BxC, word_B) -> np.ndarray:
-    """Natural-log probabilities (float32) of ``word`` after ``ctx`` (order-1 columns, -1 = none)."""
-    return score_batch(
-      self._score_arrays, np.asarray(ctx_BxC, np.int32), np.asarray(word_B, np.int32)
-    )
-
-  def token_logprobs(self, tokens: TokenArray) -> np.ndarray:
-    """ln p of every scored token (each word and each ``</s>``), in corpus order."""
-    ctx = contexts(tokens, self.vocab.bos_id, self.order - 1)
-    out = np.empty(tokens.num_tokens, dtype=np.float64)
-    for i in range(0, tokens.num_tokens, CHUNK):
-      out[i : i + CHUNK] = self.logprob(ctx[i : i + CHUNK], tokens.ids[i : i + CHUNK])
-    return out
-
-  def _require_normalized(self, what: str) -> None:
-    if not self.tables.normalized:
-      raise ConfigError(
-        f"{self.smoothing} scores are not probabilities (they do not sum to one), "
-        f"so {what} is undefined; use katz or kneser_ney for a normalized back-off model."
-      )
-
-  def evaluate(self, tokens: TokenArray, split: str) -> evaluation.EvalResult:
-    """Sums for perplexity and log-likelihood under lm_jax's convention."""
-    self._require_normalized("perplexity")
-    return evaluation.from_token_logprobs(
-      split, self.token_logprobs(tokens), tokens.oov, tokens.num_sentences
-    )
-
-  def sentence_logprob(self, words: Sequence[str]) -> float:
-    """ln p(w1 .. wn </s> | <s>)."""
-    return float(self.token_logprobs(encode_sentences(self.vocab, [list(words)])).sum())
-
-  def next_logprobs(self, ctx_C: Sequence[int]) -> np.ndarray:
-    """ln p(w | ctx) for every predictable w (ctx: the last order-1 ids, -1 padded)."""
-    v = self.vocab.num_predictable
-    ctx = np.tile(np.asarray(ctx_C, dtype=np.int32)[None, :], (v, 1))
-    return np.asarray(self.logprob(ctx, np.arange(v, dtype=np.int32)), dtype=np.float64)
