@@ -37,8 +37,8 @@ def _fmt(ln_values: np.ndarray) -> list[str]:
   return text
 
 
-def _sections(model, orders: range, f) -> None:
-  """Writes the ``\\k-grams:`` sections of ``orders`` to ``f``.
+def _sections(model, orders, out) -> None:
+  """Writes the ``\\k-grams:`` section of each order in ``orders`` to ``out(k)``.
 
   An n-gram's text is its first word and its suffix's text (the trie's suffix links),
   so each order costs one string concatenation and one line format per entry.
@@ -46,14 +46,13 @@ def _sections(model, orders: range, f) -> None:
   trie, tables, vocab = model.trie, model.tables, model.vocab
   n = trie.order
   names = list(vocab.tokens)
-  for k in range(1, orders.stop):
+  for k in range(1, max(orders) + 1):
     if k > 1:
       o = trie.orders[k - 2]
       toks, prev = vocab.tokens, names
       names = [toks[w] + " " + prev[s] for w, s in zip(o.first.tolist(), o.suffix.tolist())]
     if k not in orders:
       continue
-    f.write(f"\n\\{k}-grams:\n")
     logp = tables.logp[k - 1].copy()
     if k == 1:
       logp[vocab.bos_id] = -math.inf
@@ -68,6 +67,8 @@ def _sections(model, orders: range, f) -> None:
       ]
     else:
       lines = [f"{p}\t{m}" for p, m in zip(probs, names)]
+    f = out(k)
+    f.write(f"\n\\{k}-grams:\n")
     f.write("\n".join(lines))
     f.write("\n")
 
@@ -81,13 +82,12 @@ def write_arpa(model, path: str, parallel: bool = True) -> None:
 
   Formatting millions of shortest round-trip floats is the cost.  With ``parallel``, a
   large model on a machine with more than one core, and no jax started in this
-  process (forking a process with runtime threads is unsafe), a forked child writes
-  the upper orders into a part file while this process writes the lower ones; the
-  part is appended, so the file is the same byte for byte.
+  process (forking a process with runtime threads is unsafe), the orders are shared
+  between this process and a forked child (``_assign``), each order written to a part
+  file, and the parts joined in order: the file is the same byte for byte.
   """
   trie = model.trie
   n, sizes = trie.order, trie.sizes()
-  split = _split_order(sizes)
   fork = (
     parallel
     and n > 1
@@ -96,48 +96,83 @@ def write_arpa(model, path: str, parallel: bool = True) -> None:
     and len(os.sched_getaffinity(0)) > 1
     and "jax" not in sys.modules
   )
-  part, pid = f"{path}.part{os.getpid()}", None
-  if fork:
-    pid = os.fork()
-    if pid == 0:  # The child: upper orders into the part file, then exit without cleanup.
-      code = 1
-      try:
-        with open(part, "w", encoding="utf-8", newline="") as f:
-          _sections(model, range(split, n + 1), f)
-        code = 0
-      finally:
-        os._exit(code)
-  try:
+  if not fork:
     with _open(path, "w") as f:
-      f.write("\\data\\\n")
+      _header(f, sizes)
+      _sections(model, range(1, n + 1), lambda k: f)
+      f.write("\n\\end\\\n")
+    return
+  mine, theirs = _assign(sizes)
+  parts = {k: f"{path}.part{k}-{os.getpid()}" for k in range(1, n + 1)}
+  pid = os.fork()
+  if pid == 0:  # The child: its orders into their part files, then exit without cleanup.
+    code = 1
+    try:
+      _write_parts(model, theirs, parts)
+      code = 0
+    finally:
+      os._exit(code)
+  try:
+    _write_parts(model, mine, parts)
+    _, status = os.waitpid(pid, 0)
+    pid = None
+    if status != 0:
+      raise OSError(f"the process writing orders {sorted(theirs)} of {path} failed ({status})")
+    with _open(path, "w") as f:
+      _header(f, sizes)
       for k in range(1, n + 1):
-        f.write(f"ngram {k}={sizes[k - 1]}\n")
-      _sections(model, range(1, split if fork else n + 1), f)
-      if fork:
-        _, status = os.waitpid(pid, 0)
-        pid = None
-        if status != 0:
-          raise OSError(f"the process writing orders {split}..{n} of {path} failed ({status})")
-        with open(part, encoding="utf-8", newline="") as src:
+        with open(parts[k], encoding="utf-8", newline="") as src:
           shutil.copyfileobj(src, f, 1 << 22)
       f.write("\n\\end\\\n")
   finally:
     if pid is not None:
       os.waitpid(pid, 0)
-    if fork and os.path.exists(part):
-      os.remove(part)
+    for part in parts.values():
+      if os.path.exists(part):
+        os.remove(part)
 
 
-def _split_order(sizes: list[int]) -> int:
-  """The first order the child writes: the split that balances the formatting work
-  (each line's probability, and about one back-off per context below the top order)."""
-  work = [2 * s for s in sizes[:-1]] + [sizes[-1]]
-  total, acc = sum(work), 0
-  for k in range(len(sizes), 1, -1):
-    acc += work[k - 1]
-    if acc >= total / 2:
-      return k
-  return 2
+def _header(f, sizes: list[int]) -> None:
+  f.write("\\data\\\n")
+  for k, size in enumerate(sizes, start=1):
+    f.write(f"ngram {k}={size}\n")
+
+
+def _write_parts(model, orders: set[int], parts: dict[int, str]) -> None:
+  files = {k: open(parts[k], "w", encoding="utf-8", newline="") for k in orders}
+  try:
+    _sections(model, orders, files.__getitem__)
+  finally:
+    for f in files.values():
+      f.close()
+
+
+def _assign(sizes: list[int]) -> tuple[set[int], set[int]]:
+  """Orders for (this process, the child), balancing the estimated work.
+
+  A line costs about one float format (two below the top order: its back-off too); a
+  process writing up to order m also builds the text of every n-gram of orders 2..m
+  (about half a format each).  Exhaustive over the splits for the usual orders.
+  """
+  n = len(sizes)
+  fmt = [2 * s for s in sizes[:-1]] + [sizes[-1]]
+
+  def cost(orders: set[int]) -> float:
+    if not orders:
+      return 0.0
+    return sum(fmt[k - 1] for k in orders) + 0.5 * sum(sizes[1 : max(orders)])
+
+  if n > 10:  # Contiguous halves: 2^(n-1) splits would be too many to try.
+    half = {k for k in range(1, n + 1) if k > n // 2}
+    return set(range(1, n + 1)) - half, half
+  best = None
+  for mask in range(1 << (n - 1)):  # The child always writes the top order.
+    theirs = {n} | {k + 1 for k in range(n - 1) if mask >> k & 1}
+    mine = set(range(1, n + 1)) - theirs
+    key = max(cost(mine), cost(theirs))
+    if best is None or key < best[0]:
+      best = (key, mine, theirs)
+  return best[1], best[2]
 
 
 def read_arpa(path: str, level: str = "word"):
