@@ -78,56 +78,80 @@ PARALLEL_MIN_NGRAMS = 1_000_000
 
 
 def write_arpa(model, path: str, parallel: bool = True) -> None:
-  """Writes a model (``NGramLM``) as an ARPA file.
+  """Writes a model (``NGramLM``) as an ARPA file (see ``ArpaWriter``)."""
+  writer = ArpaWriter(model, path, parallel)
+  try:
+    writer.finish()
+  finally:
+    writer.close()
+
+
+class ArpaWriter:
+  """Writes a model as an ARPA file: started by the constructor, completed by ``finish``.
 
   Formatting millions of shortest round-trip floats is the cost.  With ``parallel``, a
   large model on a machine with more than one core, and no jax started in this
-  process (forking a process with runtime threads is unsafe), the orders are shared
-  between this process and a forked child (``_assign``), each order written to a part
-  file, and the parts joined in order: the file is the same byte for byte.
+  process (forking a process with runtime threads is unsafe), the constructor forks
+  a child that writes some orders (``_assign``) while the caller goes on (scoring,
+  sampling; ``busy`` is that work's estimate, in n-gram lines, if it is large);
+  ``finish`` writes this process's orders, waits and joins the per-order parts, so
+  the file is the same byte for byte.  ``close`` (always call it) reaps the child and
+  removes the parts if ``finish`` did not run to the end.
   """
-  trie = model.trie
-  n, sizes = trie.order, trie.sizes()
-  fork = (
-    parallel
-    and n > 1
-    and sum(sizes) >= PARALLEL_MIN_NGRAMS
-    and hasattr(os, "fork")
-    and len(os.sched_getaffinity(0)) > 1
-    and "jax" not in sys.modules
-  )
-  if not fork:
-    with _open(path, "w") as f:
-      _header(f, sizes)
-      _sections(model, range(1, n + 1), lambda k: f)
-      f.write("\n\\end\\\n")
-    return
-  mine, theirs = _assign(sizes)
-  parts = {k: f"{path}.part{k}-{os.getpid()}" for k in range(1, n + 1)}
-  pid = os.fork()
-  if pid == 0:  # The child: its orders into their part files, then exit without cleanup.
-    code = 1
-    try:
-      _write_parts(model, theirs, parts)
-      code = 0
-    finally:
-      os._exit(code)
-  try:
-    _write_parts(model, mine, parts)
-    _, status = os.waitpid(pid, 0)
-    pid = None
+
+  def __init__(self, model, path: str, parallel: bool = True, busy: float = 0.0):
+    self.model, self.path = model, path
+    n, sizes = model.trie.order, model.trie.sizes()
+    self.pid, self.parts = None, {}
+    fork = (
+      parallel
+      and n > 1
+      and sum(sizes) >= PARALLEL_MIN_NGRAMS
+      and hasattr(os, "fork")
+      and len(os.sched_getaffinity(0)) > 1
+      and "jax" not in sys.modules
+    )
+    if not fork:
+      return
+    self.mine, self.theirs = _assign(sizes, busy)
+    self.parts = {k: f"{path}.part{k}-{os.getpid()}" for k in range(1, n + 1)}
+    pid = os.fork()
+    if pid == 0:  # The child: its orders into their part files, then exit without cleanup.
+      code = 1
+      try:
+        _write_parts(model, self.theirs, self.parts)
+        code = 0
+      finally:
+        os._exit(code)
+    self.pid = pid
+
+  def finish(self) -> None:
+    n, sizes = self.model.trie.order, self.model.trie.sizes()
+    if not self.parts:  # One process: straight into the file.
+      with _open(self.path, "w") as f:
+        _header(f, sizes)
+        _sections(self.model, range(1, n + 1), lambda k: f)
+        f.write("\n\\end\\\n")
+      return
+    _write_parts(self.model, self.mine, self.parts)
+    _, status = os.waitpid(self.pid, 0)
+    self.pid = None
     if status != 0:
-      raise OSError(f"the process writing orders {sorted(theirs)} of {path} failed ({status})")
-    with _open(path, "w") as f:
+      raise OSError(
+        f"the process writing orders {sorted(self.theirs)} of {self.path} failed ({status})"
+      )
+    with _open(self.path, "w") as f:
       _header(f, sizes)
       for k in range(1, n + 1):
-        with open(parts[k], encoding="utf-8", newline="") as src:
+        with open(self.parts[k], encoding="utf-8", newline="") as src:
           shutil.copyfileobj(src, f, 1 << 22)
       f.write("\n\\end\\\n")
-  finally:
-    if pid is not None:
-      os.waitpid(pid, 0)
-    for part in parts.values():
+
+  def close(self) -> None:
+    if self.pid is not None:
+      os.waitpid(self.pid, 0)
+      self.pid = None
+    for part in self.parts.values():
       if os.path.exists(part):
         os.remove(part)
 
@@ -147,12 +171,13 @@ def _write_parts(model, orders: set[int], parts: dict[int, str]) -> None:
       f.close()
 
 
-def _assign(sizes: list[int]) -> tuple[set[int], set[int]]:
+def _assign(sizes: list[int], busy: float = 0.0) -> tuple[set[int], set[int]]:
   """Orders for (this process, the child), balancing the estimated work.
 
   A line costs about one float format (two below the top order: its back-off too); a
   process writing up to order m also builds the text of every n-gram of orders 2..m
-  (about half a format each).  Exhaustive over the splits for the usual orders.
+  (about half a format each); this process also has ``busy`` formats' worth of other
+  work meanwhile.  Exhaustive over the splits for the usual orders.
   """
   n = len(sizes)
   fmt = [2 * s for s in sizes[:-1]] + [sizes[-1]]
@@ -169,7 +194,7 @@ def _assign(sizes: list[int]) -> tuple[set[int], set[int]]:
   for mask in range(1 << (n - 1)):  # The child always writes the top order.
     theirs = {n} | {k + 1 for k in range(n - 1) if mask >> k & 1}
     mine = set(range(1, n + 1)) - theirs
-    key = max(cost(mine), cost(theirs))
+    key = max(cost(mine) + busy, cost(theirs))
     if best is None or key < best[0]:
       best = (key, mine, theirs)
   return best[1], best[2]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 
@@ -51,8 +52,6 @@ def _run(spec: NGramSpec, rd: RunDir, say) -> dict:
   from lm_jax.data.pipeline import load_data
   from lm_jax.ngram import arpa
   from lm_jax.ngram.model import NGramLM
-  from lm_jax.ngram.sample import sample
-  from lm_jax.ngram.smoothing import NORMALIZED
 
   _refuse_another_config(spec, rd)
   # A rerun must not leave the previous run's outputs beside the new config.
@@ -91,9 +90,22 @@ def _run(spec: NGramSpec, rd: RunDir, say) -> dict:
     f"{spec.order}-gram {spec.smoothing} on {raw.name}: {vocab.num_predictable} types, "
     f"n-grams per order {lm.trie.sizes()}, estimated in {seconds:.2f}s"
   )
-  if spec.write_arpa:
-    with rd.writing("model.arpa") as path:  # A kill or a full disk leaves no partial file.
-      arpa.write_arpa(lm, path)
+  with contextlib.ExitStack() as stack:
+    arpa_writer = None
+    if spec.write_arpa:  # Started now; its other process writes while this one scores.
+      path = stack.enter_context(rd.writing("model.arpa"))  # A kill leaves no partial file.
+      arpa_writer = arpa.ArpaWriter(lm, path)
+      stack.callback(arpa_writer.close)
+    finals = _score_and_sample(spec, rd, lm, vocab, arrays, writer, say)
+    if arpa_writer is not None:
+      arpa_writer.finish()
+  return finals
+
+
+def _score_and_sample(spec: NGramSpec, rd: RunDir, lm, vocab, arrays, writer, say) -> dict:
+  from lm_jax.ngram.sample import sample
+  from lm_jax.ngram.smoothing import NORMALIZED
+
   finals = {}
   if spec.smoothing in NORMALIZED:
     for split in ("valid", "test"):
