@@ -2,6 +2,8 @@
 
 import os
 import pathlib
+import subprocess
+import sys
 
 import pytest
 
@@ -46,3 +48,19 @@ def write_corpus(
   for name, text in (("train", train), ("valid", valid), ("test", test)):
     (root / f"{name}.txt").write_text(text, encoding="utf-8")
   return root
+
+
+def run_python(script: str, timeout: int = 120) -> str:
+  """Runs ``script`` in a fresh interpreter (its own imports, forks, memory) from the repo
+  root; returns its stdout, failing the test with its stderr if it fails."""
+  env = {**os.environ, "PYTHONPATH": str(REPO)}
+  proc = subprocess.run(
+    [sys.executable, "-c", script],
+    cwd=REPO,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=timeout,
+  )
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  return proc.stdout

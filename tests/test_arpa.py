@@ -1,8 +1,5 @@
 import gzip
 import math
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,7 +10,7 @@ from lm_jax.errors import ArpaError
 from lm_jax.ngram.arpa import check_normalization, read_arpa, write_arpa
 from lm_jax.ngram.counts import lookup
 from lm_jax.ngram.model import NGramLM
-from tests.conftest import REPO
+from tests.conftest import run_python
 from tests.test_ngram_smoothing import zipf_corpus
 
 SMOOTHINGS = ["mle", "laplace", "katz", "kneser_ney", "modified_kneser_ney", "stupid_backoff"]
@@ -144,12 +141,7 @@ def test_forked_writer_writes_the_same_bytes(tmp_path):
     f"arpa.write_arpa(lm, {str(tmp_path / 'one.arpa')!r}, parallel=False); "
     "print(len(arpa._assign(lm.trie.sizes())[1]), 'jax' in sys.modules)"
   )
-  env = {**os.environ, "PYTHONPATH": str(REPO)}
-  proc = subprocess.run(
-    [sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
-  )
-  assert proc.returncode == 0, proc.stderr[-2000:]
-  child_orders, jax_started = proc.stdout.split()
+  child_orders, jax_started = run_python(script).split()
   assert 1 <= int(child_orders) <= 3 and jax_started == "False"
   forked, one = (tmp_path / "forked.arpa").read_bytes(), (tmp_path / "one.arpa").read_bytes()
   assert forked == one and b"\\4-grams:" in forked

@@ -8,7 +8,7 @@ import sys
 import pytest
 from runs import finals_of, run_metrics
 
-from tests.conftest import REPO, write_corpus
+from tests.conftest import REPO, run_python, write_corpus
 
 
 def run_cli(*args, env=None):
@@ -110,12 +110,7 @@ def test_an_ngram_run_never_starts_jax(tmp_path):
     f"run.run(c, {str(tmp_path / 'kn')!r}, verbose=False); "
     "print(sorted(m for m in sys.modules if m == 'jax' or m.startswith('jax.')))"
   )
-  env = {**os.environ, "PYTHONPATH": str(REPO)}
-  proc = subprocess.run(
-    [sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
-  )
-  assert proc.returncode == 0, proc.stderr[-2000:]
-  assert proc.stdout.strip().splitlines()[-1] == "[]"
+  assert run_python(script).strip().splitlines()[-1] == "[]"
   assert (tmp_path / "kn" / "model.arpa").stat().st_size > 0
   run_json = json.loads((tmp_path / "kn" / "run.json").read_text())
   assert run_json["environment"]["backend"] == "numpy"

@@ -1,8 +1,6 @@
 """The memory-mapped binary n-gram model scores exactly as the in-memory one."""
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,7 +11,7 @@ from lm_jax.data.vocab import Vocab
 from lm_jax.errors import ArpaError
 from lm_jax.ngram.binary import load_binary, save_binary
 from lm_jax.ngram.model import NGramLM
-from tests.conftest import REPO
+from tests.conftest import run_python
 
 
 def test_mapped_model_scores_bit_for_bit(tmp_path):
@@ -65,10 +63,5 @@ m = binary.load_binary(d)
 m.logprob(np.array([[0, 1]]), np.array([2]))
 print(rss() - before)
 """
-  env = {**os.environ, "PYTHONPATH": str(REPO)}
-  proc = subprocess.run(
-    [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
-  )
-  assert proc.returncode == 0, proc.stderr[-2000:]
-  grown = int(proc.stdout.split()[-1])
+  grown = int(run_python(script).split()[-1])
   assert grown < 16 * 2**20  # a tenth of the 160 MB the arrays hold
