@@ -42,11 +42,7 @@ def estimate_tables(
 ) -> sm.Tables:
   """Dispatches to the smoothing method named in the config (``keeps``: Kneser-Ney pruning)."""
   fallback = parse_fallback(discount_fallback)
-  if keeps is not None and smoothing not in ("kneser_ney", "modified_kneser_ney"):
-    raise ConfigError(
-      f"prune applies to Kneser-Ney models (as lmplz --prune), not {smoothing!r}; "
-      "set smoothing='modified_kneser_ney' or unset prune."
-    )
+  prune_lib.check_smoothing(smoothing, keeps is not None, False)
   if smoothing == "mle":
     return sm.mle(counts)
   if smoothing in ("add_k", "laplace"):
@@ -182,18 +178,14 @@ class NGramLM(Scorer):
     ``prune`` as lmplz ``--prune`` (e.g. ``"0,0,1"``), then ``prune_entropy`` as SRILM's
     ``-prune`` (relative-entropy threshold); see ``lm_jax.ngram.prune``.
     """
-    counts = count_ngrams(train, order, vocab.size, vocab.bos_id)
     thresholds = prune_lib.parse_prune(prune, order)
+    prune_lib.check_smoothing(smoothing, thresholds is not None, bool(prune_entropy))
+    counts = count_ngrams(train, order, vocab.size, vocab.bos_id)
     keeps = None if thresholds is None else prune_lib.keep_masks(counts, thresholds)
     tables = estimate_tables(counts, smoothing, train=train, keeps=keeps, **kwargs)
     if keeps is not None:
       counts, tables = prune_lib.prune_model(counts, tables, keeps)
     if prune_entropy:
-      if smoothing not in prune_lib.ENTROPY_SMOOTHINGS:
-        raise ConfigError(
-          f"prune_entropy needs a normalized back-off model ({', '.join(prune_lib.ENTROPY_SMOOTHINGS)}), "
-          f"not {smoothing!r}."
-        )
       counts, tables = prune_lib.entropy_prune(counts, tables, prune_entropy)
     return cls(vocab, smoothing, counts, tables)
 

@@ -28,7 +28,22 @@ from lm_jax.errors import ConfigError
 from lm_jax.ngram.counts import Counts, Order, link_children
 from lm_jax.ngram.smoothing import Tables
 
-ENTROPY_SMOOTHINGS = ("katz", "kneser_ney", "modified_kneser_ney")
+KN_SMOOTHINGS = ("kneser_ney", "modified_kneser_ney")  # what count pruning applies to
+ENTROPY_SMOOTHINGS = ("katz", *KN_SMOOTHINGS)  # normalized back-off models
+
+
+def check_smoothing(smoothing: str, count_pruning: bool, entropy_pruning: bool) -> None:
+  """ConfigError unless ``smoothing`` supports the pruning asked for."""
+  if count_pruning and smoothing not in KN_SMOOTHINGS:
+    raise ConfigError(
+      f"prune applies to Kneser-Ney models (as lmplz --prune), not smoothing={smoothing!r}; "
+      "set smoothing='modified_kneser_ney' or unset prune."
+    )
+  if entropy_pruning and smoothing not in ENTROPY_SMOOTHINGS:
+    raise ConfigError(
+      f"prune_entropy prunes a normalized back-off model ({', '.join(ENTROPY_SMOOTHINGS)}), "
+      f"not smoothing={smoothing!r}; change smoothing or set prune_entropy=0."
+    )
 
 
 def parse_prune(value, order: int) -> tuple[int, ...] | None:
@@ -101,6 +116,25 @@ def _context_probs(counts: Counts, logp: list[np.ndarray], k: int) -> np.ndarray
   return p
 
 
+def _num_contexts(counts: Counts, k: int) -> int:
+  """How many order-(k-1) n-grams there are: the contexts of order k."""
+  return counts.vocab_size if k == 2 else counts.orders[k - 3].size
+
+
+def _explicit(logp, o: Order, k: int) -> tuple[np.ndarray, np.ndarray]:
+  """p(w|h) and p(w|h') of every order-k n-gram (h, w); (h', w) is its stored suffix."""
+  return np.exp(logp[k - 1]), np.exp(logp[k - 2][o.suffix])
+
+
+def _left_over(o: Order, p, p_lower, num_contexts: int) -> tuple[np.ndarray, np.ndarray]:
+  """Per context h: ``1 - Σ p(w|h)`` and ``1 - Σ p(w|h')`` over the given explicit w (the
+  numerator and denominator of h's back-off weight)."""
+  return (
+    1.0 - np.bincount(o.prefix, weights=p, minlength=num_contexts),
+    1.0 - np.bincount(o.prefix, weights=p_lower, minlength=num_contexts),
+  )
+
+
 def entropy_criterion(counts: Counts, logp, logbow, k: int) -> np.ndarray:
   """``exp(ΔH) - 1`` per order-k n-gram: the relative training-set perplexity change of
   removing that n-gram alone (Stolcke 1998, eq. 7; SRILM ``Ngram::pruneProbs``).
@@ -112,11 +146,8 @@ def entropy_criterion(counts: Counts, logp, logbow, k: int) -> np.ndarray:
   ``D = -{p(w|h) [ln p(w|h') + ln bow'(h) - ln p(w|h)] + (1 - Σ p(v|h)) [ln bow'(h) - ln bow(h)]}``.
   """
   o = counts.orders[k - 2]
-  p = np.exp(logp[k - 1])
-  p_lower = np.exp(logp[k - 2][o.suffix])  # (h', w): a suffix of a stored n-gram is stored
-  num_parents = counts.vocab_size if k == 2 else counts.orders[k - 3].size
-  numerator = 1.0 - np.bincount(o.prefix, weights=p, minlength=num_parents)
-  denominator = 1.0 - np.bincount(o.prefix, weights=p_lower, minlength=num_parents)
+  p, p_lower = _explicit(logp, o, k)
+  numerator, denominator = _left_over(o, p, p_lower, _num_contexts(counts, k))
   num, den = numerator[o.prefix], denominator[o.prefix]
   with np.errstate(divide="ignore", invalid="ignore"):
     new_bow = np.log(num + p) - np.log(den + p_lower)
@@ -151,16 +182,11 @@ def entropy_prune(counts: Counts, tables: Tables, threshold: float) -> tuple[Cou
       keep |= np.bincount(higher.prefix[kept], minlength=o.size) > 0
       keep |= np.bincount(higher.suffix[kept], minlength=o.size) > 0
     keeps[k - 2] = keep
-    num_parents = counts.vocab_size if k == 2 else counts.orders[k - 3].size
-    lost = np.bincount(o.prefix[~keep], minlength=num_parents) > 0
+    num_contexts = _num_contexts(counts, k)
+    lost = np.bincount(o.prefix[~keep], minlength=num_contexts) > 0
     if lost.any():
-      w = keep.astype(np.float64)
-      numerator = 1.0 - np.bincount(
-        o.prefix, weights=np.exp(logp[k - 1]) * w, minlength=num_parents
-      )
-      denominator = 1.0 - np.bincount(
-        o.prefix, weights=np.exp(logp[k - 2][o.suffix]) * w, minlength=num_parents
-      )
+      p, p_lower = _explicit(logp, o, k)
+      numerator, denominator = _left_over(o, p * keep, p_lower * keep, num_contexts)
       with np.errstate(divide="ignore", invalid="ignore"):
         bow = np.log(numerator) - np.log(denominator)
       fixed = logbow[k - 2].copy()

@@ -87,23 +87,13 @@ def parse_ngram(config: ml_collections.ConfigDict) -> NGramSpec:
   if not spec.stupid_backoff_alpha > 0:
     raise ConfigError(f"stupid_backoff_alpha must be > 0, got {spec.stupid_backoff_alpha}.")
   parse_fallback(spec.discount_fallback)
-  from lm_jax.ngram.prune import parse_prune  # Deferred: imports numpy.
+  from lm_jax.ngram.prune import check_smoothing, parse_prune  # Deferred: imports numpy.
 
-  if parse_prune(spec.prune, spec.order) and spec.smoothing not in (
-    "kneser_ney",
-    "modified_kneser_ney",
-  ):
-    raise ConfigError(
-      f"prune applies to Kneser-Ney models (as lmplz --prune), not smoothing={spec.smoothing!r}; "
-      "set smoothing='modified_kneser_ney' or unset prune."
-    )
   if not spec.prune_entropy >= 0:
     raise ConfigError(f"prune_entropy must be >= 0 (0 = off), got {spec.prune_entropy}.")
-  if spec.prune_entropy and spec.smoothing not in ("katz", "kneser_ney", "modified_kneser_ney"):
-    raise ConfigError(
-      "prune_entropy prunes a normalized back-off model (katz, kneser_ney, modified_kneser_ney),"
-      f" not smoothing={spec.smoothing!r}; change smoothing or set prune_entropy=0."
-    )
+  check_smoothing(
+    spec.smoothing, parse_prune(spec.prune, spec.order) is not None, bool(spec.prune_entropy)
+  )
   check_sampling(spec.temperature, spec.num_samples, spec.max_sample_len)
   if spec.dump_tokens and spec.smoothing == "stupid_backoff":
     raise ConfigError(
