@@ -194,9 +194,8 @@ def split_contiguous(
 _PTB_NAMES = {s: f"ptb.{s}.txt" for s in SPLITS}
 
 
-def load_directory(data_dir: str, level: str = "word") -> RawCorpus:
-  """Reads ``train.txt``/``valid.txt``/``test.txt`` (or PTB's ``ptb.*.txt``) from a directory."""
-  root = pathlib.Path(data_dir).expanduser()
+def directory_files(root: pathlib.Path) -> dict[str, pathlib.Path]:
+  """``train.txt``/``valid.txt``/``test.txt`` (or PTB's ``ptb.*.txt``) of a corpus directory."""
   if not root.is_dir():
     raise CorpusError(
       f"data.dir {root} is not a directory; point it at a folder with train.txt, valid.txt, test.txt."
@@ -212,6 +211,13 @@ def load_directory(data_dir: str, level: str = "word") -> RawCorpus:
         f"{root} has no {s}.txt (nor {_PTB_NAMES[s]}); a word corpus directory "
         "needs train.txt, valid.txt and test.txt, one sentence per line."
       )
+  return paths
+
+
+def load_directory(data_dir: str, level: str = "word") -> RawCorpus:
+  """Reads ``train.txt``/``valid.txt``/``test.txt`` (or PTB's ``ptb.*.txt``) from a directory."""
+  root = pathlib.Path(data_dir).expanduser()
+  paths = directory_files(root)
   splits = {s: split_sentences(read_text(p), level) for s, p in paths.items()}
   return RawCorpus(
     root.name, level, splits, {p.name: sha256_file(p) for p in paths.values()}, str(root)

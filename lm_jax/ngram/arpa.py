@@ -56,21 +56,29 @@ def _sections(model, orders, out) -> None:
     logp = tables.logp[k - 1].copy()
     if k == 1:
       logp[vocab.bos_id] = -math.inf
-    probs = _fmt(logp)
-    if k < n:
-      # Back-off weights belong to n-grams that are contexts of a longer n-gram.
-      is_context = np.bincount(trie.orders[k - 1].prefix, minlength=len(names)) > 0
-      bows = iter(_fmt(tables.logbow[k - 1][is_context]))  # Formatted where written only.
-      lines = [
-        f"{p}\t{m}\t{next(bows)}" if c else f"{p}\t{m}"
-        for p, m, c in zip(probs, names, is_context.tolist())
-      ]
-    else:
-      lines = [f"{p}\t{m}" for p, m in zip(probs, names)]
+    # Back-off weights belong to n-grams that are contexts of a longer n-gram.
+    is_context = (
+      np.bincount(trie.orders[k - 1].prefix, minlength=len(names)) > 0
+      if k < n
+      else np.zeros(len(names), bool)
+    )
+    lines = format_lines(logp, names, tables.logbow[k - 1], is_context)
     f = out(k)
     f.write(f"\n\\{k}-grams:\n")
     f.write("\n".join(lines))
     f.write("\n")
+
+
+def format_lines(logp, names: list[str], logbow, is_context: np.ndarray) -> list[str]:
+  """ARPA lines ``log10p<TAB>ngram[<TAB>log10bow]`` (a back-off only where ``is_context``)."""
+  probs = _fmt(np.asarray(logp))
+  if not is_context.any():
+    return [f"{p}\t{m}" for p, m in zip(probs, names)]
+  bows = iter(_fmt(np.asarray(logbow)[is_context]))  # Formatted where written only.
+  return [
+    f"{p}\t{m}\t{next(bows)}" if c else f"{p}\t{m}"
+    for p, m, c in zip(probs, names, is_context.tolist())
+  ]
 
 
 # Below this many n-grams one process writes the file (a fork costs more than it saves).
@@ -101,7 +109,7 @@ class ArpaWriter:
 
   def __init__(self, model, path: str, parallel: bool = True, busy: float = 0.0):
     self.model, self.path = model, path
-    n, sizes = model.trie.order, model.trie.sizes()
+    n, sizes = _shape(model)
     self.pid, self.parts = None, {}
     fork = (
       parallel
@@ -126,11 +134,11 @@ class ArpaWriter:
     self.pid = pid
 
   def finish(self) -> None:
-    n, sizes = self.model.trie.order, self.model.trie.sizes()
+    n, sizes = _shape(self.model)
     if not self.parts:  # One process: straight into the file.
       with _open(self.path, "w") as f:
         _header(f, sizes)
-        _sections(self.model, range(1, n + 1), lambda k: f)
+        _write(self.model, range(1, n + 1), lambda k: f)
         f.write("\n\\end\\\n")
       return
     _write_parts(self.model, self.mine, self.parts)
@@ -156,6 +164,20 @@ class ArpaWriter:
         os.remove(part)
 
 
+def _shape(model) -> tuple[int, list[int]]:
+  """Order and n-grams per order of an ``NGramLM`` or an ``arrays_io.ArrayModel``."""
+  if hasattr(model, "write_sections"):
+    return model.order, model.sizes()
+  return model.trie.order, model.trie.sizes()
+
+
+def _write(model, orders, out) -> None:
+  if hasattr(model, "write_sections"):
+    model.write_sections(orders, out)
+  else:
+    _sections(model, orders, out)
+
+
 def _header(f, sizes: list[int]) -> None:
   f.write("\\data\\\n")
   for k, size in enumerate(sizes, start=1):
@@ -165,7 +187,7 @@ def _header(f, sizes: list[int]) -> None:
 def _write_parts(model, orders: set[int], parts: dict[int, str]) -> None:
   files = {k: open(parts[k], "w", encoding="utf-8", newline="") for k in orders}
   try:
-    _sections(model, orders, files.__getitem__)
+    _write(model, orders, files.__getitem__)
   finally:
     for f in files.values():
       f.close()

@@ -97,9 +97,15 @@ def discounts(
   Undefined discounts raise DiscountError naming the order and the
   counts-of-counts, unless ``fallback`` (D1, D2, D3+) is given.
   """
+  return discounts_from_counts([count_of_counts(a) for a in adjusted], modified, fallback)
+
+
+def discounts_from_counts(
+  counts_of_counts: list[np.ndarray], modified: bool, fallback: tuple[float, ...] | None = None
+) -> tuple[list[np.ndarray], list[str]]:
+  """``discounts`` from each order's counts-of-counts ``n[0..4]`` (``count_of_counts``)."""
   out, notes = [], []
-  for k, adj in enumerate(adjusted, start=1):
-    n = count_of_counts(adj)
+  for k, n in enumerate(counts_of_counts, start=1):
     try:
       if modified:
         if min(n[1], n[2], n[3]) == 0:

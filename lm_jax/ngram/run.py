@@ -49,6 +49,8 @@ def _refuse_another_config(spec: NGramSpec, rd: RunDir) -> None:
 
 
 def _run(spec: NGramSpec, rd: RunDir, say) -> dict:
+  if spec.memory:
+    return _run_out_of_core(spec, rd, say)
   from lm_jax.data.pipeline import load_data
   from lm_jax.ngram import arpa
   from lm_jax.ngram.model import NGramLM
@@ -99,6 +101,72 @@ def _run(spec: NGramSpec, rd: RunDir, say) -> dict:
     finals = _score_and_sample(spec, rd, lm, vocab, arrays, writer, say)
     if arpa_writer is not None:
       arpa_writer.finish()
+  return finals
+
+
+def _run_out_of_core(spec: NGramSpec, rd: RunDir, say) -> dict:
+  """``memory`` set: stream the text into ``external`` within the budget, write the ARPA file
+  from the arrays, score and sample from the memory-mapped model; temporaries in ``temp_dir``."""
+  import tempfile
+
+  from lm_jax.data.stream import stream_data
+  from lm_jax.ngram import arpa, external
+  from lm_jax.ngram.arrays_io import ArrayModel, save_scoring
+  from lm_jax.ngram.binary import load_binary
+  from lm_jax.ngram.spec import parse_fallback
+
+  _refuse_another_config(spec, rd)
+  rd.remove_outputs("model.arpa", "samples.txt", "valid.tokens.tsv", "test.tokens.tsv")
+  memory = external.parse_memory(spec.memory)
+  corpus = stream_data(spec.data, external.chunk_tokens(memory))
+  vocab = corpus.vocab
+  info = rd.write_start(spec.config, vocab, corpus.info)
+  writer = rd.metrics(fresh=True)
+  with tempfile.TemporaryDirectory(prefix="lm_jax-ngram-", dir=spec.temp_dir) as tmp:
+    t0 = time.perf_counter()
+    est = external.estimate_kneser_ney(
+      corpus.train(),
+      vocab.size,
+      vocab.bos_id,
+      spec.order,
+      memory,
+      tmp,
+      modified=spec.smoothing == "modified_kneser_ney",
+      fallback=parse_fallback(spec.discount_fallback),
+      lmplz_statistics=spec.kn_statistics == "lmplz",
+      out_dir=os.path.join(tmp, "arrays"),
+    )
+    seconds = time.perf_counter() - t0
+    for note in est.info.get("discount_notes", []):
+      logging.warning("discount fallback: %s", note)
+    writer.write(
+      {
+        "kind": "estimate",
+        "seconds": seconds,
+        "ngrams": est.sizes(),
+        "vocab_size": vocab.num_predictable,
+        "vocab_hash": info["vocab_hash"],
+        "memory": memory,
+        **{k: v for k, v in est.info.items() if k != "discount_notes"},
+      }
+    )
+    say(
+      f"{spec.order}-gram {spec.smoothing} on {corpus.info.name} (out of core, memory "
+      f"{memory / 2**20:.0f} MiB): {vocab.num_predictable} types, n-grams per order "
+      f"{est.sizes()}, estimated in {seconds:.2f}s"
+    )
+    save_scoring(est, vocab, os.path.join(tmp, "scoring"), spec.smoothing)
+    lm = load_binary(os.path.join(tmp, "scoring"))
+    with contextlib.ExitStack() as stack:
+      arpa_writer = None
+      if spec.write_arpa:
+        path = stack.enter_context(rd.writing("model.arpa"))
+        arpa_writer = arpa.ArpaWriter(ArrayModel(est, vocab), path)
+        stack.callback(arpa_writer.close)
+      finals = _score_and_sample(spec, rd, lm, vocab, corpus.heldout, writer, say)
+      if arpa_writer is not None:
+        arpa_writer.finish()
+    del est, lm  # Their memory maps close before the directory goes.
   return finals
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 
 import ml_collections
 
@@ -41,6 +42,8 @@ class NGramSpec:
   kn_statistics: str = "lmplz"  # "lmplz": discounts exactly as lmplz; "exact": Chen & Goodman
   prune: str | None = None  # count thresholds per order, as lmplz --prune: "0,0,1"
   prune_entropy: float = 0.0  # relative-entropy threshold, as SRILM's -prune (e.g. 1e-8)
+  memory: str | None = None  # out-of-core budget, as lmplz -S: "4G", "500M", "50%"; None: in RAM
+  temp_dir: str | None = None  # spill directory for memory (lmplz -T); None: the system's
   stupid_backoff_alpha: float = 0.4  # 1.0 is the lecture's simplified back-off rule
   seed: int = 0
   data: DataSpec = DataSpec()
@@ -94,6 +97,8 @@ def parse_ngram(config: ml_collections.ConfigDict) -> NGramSpec:
   check_smoothing(
     spec.smoothing, parse_prune(spec.prune, spec.order) is not None, bool(spec.prune_entropy)
   )
+  if spec.memory not in (None, ""):
+    _check_out_of_core(spec)
   check_sampling(spec.temperature, spec.num_samples, spec.max_sample_len)
   if spec.dump_tokens and spec.smoothing == "stupid_backoff":
     raise ConfigError(
@@ -101,3 +106,25 @@ def parse_ngram(config: ml_collections.ConfigDict) -> NGramSpec:
       "probabilities, so there is nothing to interpolate; use katz or kneser_ney."
     )
   return spec
+
+
+def _check_out_of_core(spec: NGramSpec) -> None:
+  """What a memory budget supports: Kneser-Ney of order >= 2, unpruned, from a word corpus."""
+  from lm_jax.ngram.external import parse_memory  # Deferred: imports numpy.
+
+  parse_memory(spec.memory)
+  if spec.smoothing not in ("kneser_ney", "modified_kneser_ney"):
+    raise ConfigError(
+      f"memory={spec.memory!r} (out-of-core estimation) builds Kneser-Ney models, as lmplz; "
+      f"smoothing={spec.smoothing!r} is estimated in memory: drop memory or use kneser_ney."
+    )
+  if spec.prune or spec.prune_entropy:
+    raise ConfigError(
+      f"memory={spec.memory!r} does not prune yet; estimate in memory (drop memory) to prune."
+    )
+  if spec.order < 2:
+    raise ConfigError("memory needs order >= 2; a unigram model fits in memory: drop memory.")
+  if spec.temp_dir and not os.path.isdir(spec.temp_dir):
+    raise ConfigError(
+      f"temp_dir={spec.temp_dir!r} is not a directory; create it or point temp_dir elsewhere."
+    )

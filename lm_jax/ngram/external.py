@@ -1,0 +1,446 @@
+"""Out-of-core (modified) Kneser-Ney estimation in a memory budget, as lmplz ``-S``/``-T``.
+
+The in-memory path (``counts.count_ngrams``) keeps every distinct n-gram in RAM.
+Here the n-gram tables live in a DuckDB database in ``temp_dir`` and every stage
+is a relational query that DuckDB runs within ``memory_limit``, spilling hash
+tables and sorts to disk when they do not fit (DuckDB's out-of-core aggregation,
+join and sort): the same stages as KenLM's builder, as queries over sorted tables.
+
+1. Counting: the training text streams in chunks; each chunk inserts its top-order
+   windows (and the lower-order n-grams that start with ``<s>``), then one
+   ``GROUP BY`` counts them.
+2. Adjusted counts: an order's continuation counts are a ``GROUP BY`` of the
+   order above on its suffix; n-grams starting with ``<s>`` keep raw counts.
+3. Discounts: counts-of-counts per order (with lmplz's one-n-gram-per-order
+   statistics, tracked while streaming), then Chen & Goodman's formula.
+4. Denominators and gammas: a ``GROUP BY`` on each order's context.
+5. Interpolation, lowest order first: each order joins its context's sums and
+   its suffix's probability.
+6. Output: each order sorted as the in-memory trie (by last word, then the
+   word before, ...), with its suffix's rank, read back chunk by chunk into
+   memory-mapped arrays (``OrderArrays``).
+
+Every probability is computed with the same IEEE operations, in the same order,
+as ``kneser_ney.kneser_ney``, so the tables are equal bit for bit; DuckDB only
+moves integers and applies ``+ - * /``, and the logarithms are numpy's.
+``ooc_arpa.write_arpa_arrays`` writes the ARPA file from the arrays (byte-identical to
+the in-memory writer's) and ``binary.save_arrays`` the memory-mapped scoring model.
+
+DuckDB is the engine because it already does what this needs and is tested at
+scale: grouped aggregation, joins and sorts that spill to disk under a memory limit,
+vectorized and multi-threaded, as one pip wheel with no service.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import resource
+import shutil
+import tempfile
+import time
+from collections.abc import Iterable
+
+import numpy as np
+from absl import logging
+
+from lm_jax.data.tokens import TokenArray, with_bos
+from lm_jax.data.vocab import EOS_ID
+from lm_jax.errors import ConfigError
+from lm_jax.ngram import kneser_ney as kn_lib
+
+_UNITS = {"": 1, "B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+# The share of the budget DuckDB may use; the rest holds one text chunk, its windows
+# and one output chunk in numpy (see ``_chunk_rows``).
+ENGINE_SHARE = 0.6
+MIN_MEMORY = 64 * 2**20
+
+
+def parse_memory(value) -> int | None:
+  """Bytes from ``"2G"``, ``"500M"``, ``"80%"`` (of physical memory) or a number; None: off."""
+  if value in (None, "", 0):
+    return None
+  text = str(value).strip().upper()
+  m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGT]?)B?", text)
+  pct = re.fullmatch(r"(\d+(?:\.\d+)?)\s*%", text)
+  if m:
+    nbytes = int(float(m.group(1)) * _UNITS[m.group(2)])
+  elif pct:
+    nbytes = int(
+      float(pct.group(1)) / 100 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    )
+  else:
+    raise ConfigError(
+      f"memory={value!r} is not a size; use bytes or a string such as '2G', '500M' or '50%' "
+      "(as lmplz -S)."
+    )
+  if nbytes < MIN_MEMORY:
+    raise ConfigError(
+      f"memory={value!r} is {nbytes} bytes; out-of-core estimation needs at least "
+      f"{MIN_MEMORY // 2**20}M (the engine's working set). Give a larger budget."
+    )
+  return nbytes
+
+
+@dataclasses.dataclass(frozen=True)
+class OrderArrays:
+  """One order's n-grams in trie order (memory-mapped ``.npy`` files in ``directory``).
+
+  ``suffix`` (rank of w2..wk at order k-1) and ``first`` (w1) as in ``counts.Order``;
+  ``logp`` ln p(wk | w1..wk-1); ``logbow`` ln of its back-off weight as a context, NaN
+  where it is not the context of a longer n-gram (ARPA writes no weight there).
+  Order 1 has ``suffix`` = -1 and ``first`` = the word id.
+  """
+
+  suffix: np.ndarray
+  first: np.ndarray
+  logp: np.ndarray
+  logbow: np.ndarray
+
+  @property
+  def size(self) -> int:
+    return len(self.first)
+
+
+@dataclasses.dataclass(frozen=True)
+class Estimate:
+  """The out-of-core model: per-order arrays plus what the run records."""
+
+  vocab_size: int
+  orders: tuple[OrderArrays, ...]  # orders 1..N
+  info: dict
+
+  def sizes(self) -> list[int]:
+    return [o.size for o in self.orders]
+
+
+class _Stages:
+  """Seconds, peak resident memory so far and the engine's disk use at the end of each stage."""
+
+  def __init__(self, base: str):
+    self.base, self.rows, self.t = base, [], time.perf_counter()
+
+  def done(self, name: str) -> None:
+    now = time.perf_counter()
+    disk = sum(
+      os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(self.base) for f in files
+    )
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    self.rows.append({"stage": name, "seconds": now - self.t, "peak_rss": rss, "disk": disk})
+    logging.info(
+      "n-gram stage %s: %.1fs, peak RSS %.0f MiB, disk %.0f MiB",
+      name,
+      now - self.t,
+      rss / 2**20,
+      disk / 2**20,
+    )
+    self.t = now
+
+
+def _cols(k: int, prefix: str = "") -> str:
+  return ", ".join(f"{prefix}w{j}" for j in range(1, k + 1))
+
+
+def _on(k: int, left: str, right: str, shift: int = 0) -> str:
+  """Join condition ``left.w(j+shift) = right.wj`` for j = 1..k."""
+  return " AND ".join(f"{left}.w{j + shift} = {right}.w{j}" for j in range(1, k + 1))
+
+
+def _desc(k: int) -> str:
+  """The trie's order: last word first (a suffix's extensions are contiguous)."""
+  return ", ".join(f"w{j}" for j in range(k, 0, -1))
+
+
+class _Windows:
+  """Streams the training text into the engine and tracks what lmplz's statistics need."""
+
+  def __init__(self, con, order: int, vocab_size: int, bos_id: int):
+    self.con, self.n, self.size, self.bos = con, order, vocab_size, bos_id
+    self.unigram = np.zeros(vocab_size, np.int64)
+    self.first_pos = np.full(vocab_size, np.iinfo(np.int64).max, np.int64)
+    self.offset = 0
+    self.window = None  # lmplz's last window in suffix order, newest word first
+    int_cols = lambda k: ", ".join(f"w{j} INTEGER" for j in range(1, k + 1))
+    con.execute(f"CREATE TABLE top ({int_cols(order)})")
+    for k in range(2, order):
+      con.execute(f"CREATE TABLE bos{k} ({int_cols(k)})")
+
+  def add(self, tokens: TokenArray) -> None:
+    n = self.n
+    stream, pos = with_bos(tokens, self.bos)
+    self.unigram += np.bincount(stream, minlength=self.size)
+    at = np.arange(len(stream), dtype=np.int64) + self.offset
+    np.minimum.at(self.first_pos, stream, at)
+    self.offset += len(stream)
+    self._track_window(stream, pos)
+    for k in range(2, n + 1):
+      end = np.nonzero(pos >= k - 1)[0] if k == n else np.nonzero(pos == k - 1)[0]
+      table = {f"w{j}": stream[end - (k - j)] for j in range(1, k + 1)}
+      self.con.register("chunk", table)
+      self.con.execute(f"INSERT INTO {'top' if k == n else f'bos{k}'} SELECT * FROM chunk")
+      self.con.unregister("chunk")
+
+  def _kid(self) -> np.ndarray:
+    """lmplz's vocabulary ids so far: <s>, </s>, then words by first appearance."""
+    kid = np.empty(self.size, np.int64)
+    kid[np.argsort(self.first_pos, kind="stable")] = np.arange(self.size) + 3
+    kid[self.bos], kid[EOS_ID] = 1, 2
+    return kid
+
+  def _track_window(self, stream: np.ndarray, pos: np.ndarray) -> None:
+    """The largest window in suffix order (``kneser_ney.lmplz_statistics``), chunk by chunk.
+
+    Words seen so far keep their relative lmplz ids as the text goes on (new words
+    sort after them), so the running maximum over chunks is the maximum over the text.
+    """
+    kid = self._kid()
+    cand = np.nonzero(pos > 0)[0]
+    for j in range(self.n):
+      word = np.where(pos[cand] - j >= 0, stream[np.maximum(cand - j, 0)], self.bos)
+      cand = cand[kid[word] == kid[word].max()]
+    last = cand[0]
+    window = [int(stream[last - j]) if pos[last] - j >= 0 else self.bos for j in range(self.n)]
+    if self.window is None or [kid[w] for w in window] > [kid[w] for w in self.window]:
+      self.window = window
+
+
+def estimate_kneser_ney(
+  chunks: Iterable[TokenArray],
+  vocab_size: int,
+  bos_id: int,
+  order: int,
+  memory: int,
+  temp_dir: str | None,
+  modified: bool = True,
+  fallback: tuple[float, ...] | None = None,
+  lmplz_statistics: bool = True,
+  out_dir: str = "",
+  threads: int | None = None,
+) -> Estimate:
+  """Interpolated (modified) Kneser-Ney of order >= 2 from streamed chunks of whole sentences,
+  within ``memory`` bytes, with the engine's files in a directory under ``temp_dir`` (removed
+  at the end); the arrays land in ``out_dir``.  Equal to ``kneser_ney.kneser_ney``."""
+  import duckdb  # Deferred: only out-of-core runs need the engine.
+
+  if order < 2:
+    raise ConfigError("out-of-core estimation needs order >= 2; unigrams fit in memory anyway.")
+  if not out_dir:
+    raise ValueError("out_dir is required: the directory for the model's arrays.")
+  os.makedirs(out_dir, exist_ok=True)
+  base = tempfile.mkdtemp(prefix="lm_jax-ngram-engine-", dir=temp_dir)
+  con = duckdb.connect(os.path.join(base, "ngrams.duckdb"))
+  try:
+    con.execute(f"SET memory_limit = '{int(memory * ENGINE_SHARE) // 2**20}MB'")
+    con.execute(f"SET temp_directory = '{os.path.join(base, 'spill')}'")
+    con.execute(f"SET threads = {threads or len(os.sched_getaffinity(0))}")
+    con.execute("SET preserve_insertion_order = true")  # Sorted tables keep their order.
+    # Joins run as written, each probing a smaller table: reordered, ``x.w2 = c.w2 AND x.w2 =
+    # s.w1`` let the optimizer join the two small tables on one word first (a near cross product).
+    con.execute("SET disabled_optimizers = 'join_order'")
+    stages = _Stages(base)
+    windows = _Windows(con, order, vocab_size, bos_id)
+    for chunk in chunks:
+      windows.add(chunk)
+    if windows.window is None:
+      raise ConfigError("the training text is empty; give a corpus with at least one sentence.")
+    stages.done("read")
+    est = _estimate(con, windows, modified, fallback, lmplz_statistics, out_dir, memory, stages)
+    est.info["stages"] = stages.rows
+    return est
+  finally:
+    con.close()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def _estimate(
+  con, w: _Windows, modified, fallback, lmplz_stats, out_dir, memory, stages: _Stages
+) -> Estimate:
+  n, size, bos = w.n, w.size, w.bos
+  q = con.execute
+  # 1-2. Counts and adjusted counts (a{k}: w1..wk, a); the raw counts lmplz's statistics need.
+  q(f"CREATE TABLE a{n} AS SELECT {_cols(n)}, count(*) AS a FROM top GROUP BY ALL")
+  q("DROP TABLE top")
+  stages.done("count")
+  grams = _lmplz_grams(w) if lmplz_stats else []
+  raws = [_raw_count(con, w, g) for g in grams]
+  for k in range(n - 1, 1, -1):
+    shifted = ", ".join(f"w{j + 1} AS w{j}" for j in range(1, k + 1))
+    q(
+      f"CREATE TABLE a{k} AS SELECT {shifted}, count(*) AS a FROM a{k + 1} GROUP BY ALL "
+      f"UNION ALL SELECT {_cols(k)}, count(*) AS a FROM bos{k} GROUP BY ALL"
+    )
+    q(f"DROP TABLE bos{k}")
+  stages.done("adjust")
+  cont = q("SELECT w2, count(*) AS m FROM a2 GROUP BY w2").fetchnumpy()
+  adj1 = np.zeros(size, np.int64)
+  adj1[cont["w2"]] = cont["m"]
+  adj1[bos] = 0
+  # 3. Counts-of-counts (lmplz's: one n-gram per order counted by its raw count), discounts.
+  coc = [kn_lib.count_of_counts(adj1)]
+  for k in range(2, n + 1):
+    rows = q(f"SELECT least(a, 5) AS b, count(*) AS m FROM a{k} GROUP BY b").fetchnumpy()
+    c = np.zeros(6, np.int64)
+    c[rows["b"]] = rows["m"]
+    coc.append(c[:5])
+  for g, raw in zip(grams, raws):
+    k = len(g)
+    where = " AND ".join(f"w{j + 1} = {x}" for j, x in enumerate(g))
+    adj = (
+      int(adj1[g[0]]) if k == 1 else int(q(f"SELECT a FROM a{k} WHERE {where}").fetchall()[0][0])
+    )
+    for value, step in ((adj, -1), (raw, 1)):
+      if value < len(coc[k - 1]):
+        coc[k - 1][value] += step
+  ds, notes = kn_lib.discounts_from_counts(coc, modified, fallback)
+  stages.done("discounts")
+  # 4-5. The lowest order in numpy, the others in the engine, as kneser_ney.kneser_ney.
+  d = ds[0]
+  pred = np.ones(size, bool)
+  pred[bos] = False
+  disc = d[np.minimum(adj1, 3)]
+  bucket = [float((adj1 == 1).sum()), float((adj1 == 2).sum()), float((adj1 >= 3).sum())]
+  denom1 = float(adj1.sum())
+  gamma1 = sum(d[j + 1] * bucket[j] for j in range(3)) / denom1
+  prob1 = np.where(pred, (adj1 - disc) / denom1 + gamma1 / int(pred.sum()), 0.0)
+  con.register("p1_np", {"w1": np.arange(size, dtype=np.int32), "p": prob1})
+  q("CREATE TABLE p1 AS SELECT * FROM p1_np")
+  con.unregister("p1_np")
+  for k in range(2, n + 1):
+    # Discounts as parameters: SQL number literals would be DECIMALs, not these doubles.
+    dk = {f"d{j}": float(ds[k - 1][j]) for j in (1, 2, 3)}
+    pre = _cols(k - 1)
+    # Σa and the bucket counts are exact integers in float64, as numpy's bincount gives them.
+    q(
+      f"CREATE TABLE ctx{k} AS SELECT {pre}, denom, "
+      f"($d1 * n1 + $d2 * n2 + $d3 * n3) / denom AS gamma FROM ("
+      f"SELECT {pre}, sum(a)::DOUBLE AS denom, count_if(a = 1)::DOUBLE AS n1, "
+      f"count_if(a = 2)::DOUBLE AS n2, count_if(a >= 3)::DOUBLE AS n3 FROM a{k} GROUP BY ALL)",
+      dk,
+    )
+    q(
+      f"CREATE TABLE p{k} AS SELECT {_cols(k, 'x.')}, (x.a - CASE WHEN x.a = 1 THEN $d1 "
+      f"WHEN x.a = 2 THEN $d2 ELSE $d3 END) / c.denom + c.gamma * s.p AS p FROM a{k} x "
+      f"JOIN ctx{k} c ON {_on(k - 1, 'x', 'c')} JOIN p{k - 1} s ON {_on(k - 1, 'x', 's', 1)}",
+      dk,
+    )
+    q(f"DROP TABLE a{k}")
+    stages.done(f"interpolate {k}")
+  # 6. Each order sorted as the trie, with its suffix's rank and its back-off (as a context).
+  ctx2 = q("SELECT w1, gamma FROM ctx2").fetchnumpy()
+  gamma = np.full(size, np.nan)
+  gamma[ctx2["w1"]] = ctx2["gamma"]
+  arrays = [
+    _save(
+      out_dir,
+      1,
+      np.full(size, -1, np.int32),
+      np.arange(size, dtype=np.int32),
+      np.log(prob1, where=prob1 > 0, out=np.full(size, -np.inf)),
+      _log_nan(gamma),
+    )
+  ]
+  for k in range(2, n + 1):
+    q(
+      f"CREATE TABLE r{k - 1} AS SELECT row_number() OVER (ORDER BY {_desc(k - 1)}) - 1 AS id, "
+      f"{_cols(k - 1)} FROM p{k - 1}"
+    )
+    q(f"DROP TABLE p{k - 1}")
+    ctx = (
+      f"c.gamma FROM p{k} x LEFT JOIN ctx{k + 1} c ON {_on(k, 'x', 'c')}"
+      if k < n
+      else (f"NULL::DOUBLE FROM p{k} x")
+    )
+    q(
+      f"CREATE TABLE out{k} AS SELECT s.id::INTEGER AS suffix, x.w1 AS first, x.p, {ctx} "
+      f"JOIN r{k - 1} s ON {_on(k - 1, 'x', 's', 1)} ORDER BY suffix, first"
+    )
+    q(f"DROP TABLE r{k - 1}")
+    q(f"DROP TABLE ctx{k}")
+    stages.done(f"sort {k}")
+    arrays.append(_write_order(con, f"out{k}", out_dir, k, memory))
+    q(f"DROP TABLE out{k}")
+    stages.done(f"arrays {k}")
+  info = {"discounts": [list(map(float, x[1:])) for x in ds], "discount_notes": notes}
+  return Estimate(size, tuple(arrays), info)
+
+
+def _log_nan(x: np.ndarray) -> np.ndarray:
+  """ln x, NaN stays NaN (not a context), ln 0 = -inf."""
+  with np.errstate(divide="ignore", invalid="ignore"):
+    return np.log(x)
+
+
+def _save(out_dir, k, suffix, first, logp, logbow) -> OrderArrays:
+  arrays = {"suffix": suffix, "first": first, "logp": logp, "logbow": logbow}
+  for name, a in arrays.items():
+    np.save(os.path.join(out_dir, f"{name}{k}.npy"), a)
+  return _load(out_dir, k)
+
+
+def _load(out_dir: str, k: int) -> OrderArrays:
+  load = lambda name: np.load(os.path.join(out_dir, f"{name}{k}.npy"), mmap_mode="r")
+  return OrderArrays(load("suffix"), load("first"), load("logp"), load("logbow"))
+
+
+def _write_order(con, table: str, out_dir: str, k: int, memory: int) -> OrderArrays:
+  """Copies a sorted table into ``.npy`` files, a bounded number of rows at a time."""
+  m = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+  files = {
+    name: np.lib.format.open_memmap(os.path.join(out_dir, f"{name}{k}.npy"), "w+", dtype, (m,))
+    for name, dtype in (
+      ("suffix", np.int32),
+      ("first", np.int32),
+      ("logp", np.float64),
+      ("logbow", np.float64),
+    )
+  }
+  rows = _chunk_rows(memory)
+  for lo in range(0, m, rows):
+    part = con.execute(
+      f"SELECT * FROM {table} WHERE rowid >= {lo} AND rowid < {lo + rows}"
+    ).fetchnumpy()
+    suffix, first, p, gamma = (part[c] for c in part)  # gamma: masked where NULL
+    hi = lo + len(first)
+    files["suffix"][lo:hi], files["first"][lo:hi] = suffix, first
+    files["logp"][lo:hi] = np.log(p)
+    files["logbow"][lo:hi] = _log_nan(np.ma.filled(np.ma.asarray(gamma, np.float64), np.nan))
+  for f in files.values():
+    f.flush()
+  del files
+  return _load(out_dir, k)
+
+
+def chunk_tokens(memory: int) -> int:
+  """Tokens per text chunk: as Python token lists about 100 bytes each, then about 60 bytes
+  of windows, in a quarter of the budget's numpy share."""
+  return max(1 << 14, int(memory * (1 - ENGINE_SHARE) / 4 / 100))
+
+
+def _chunk_rows(memory: int) -> int:
+  """Rows per output chunk: about 60 bytes each in flight, in the budget's numpy share."""
+  return max(1 << 16, int(memory * (1 - ENGINE_SHARE) / 4 / 60))
+
+
+def _lmplz_grams(w: _Windows) -> list[tuple[int, ...]]:
+  """The n-grams whose raw count lmplz's counts-of-counts use (see ``lmplz_statistics``)."""
+  grams = []
+  for k in range(1, w.n):
+    gram = tuple(reversed(w.window[:k]))
+    grams.append(gram)
+    if gram[0] == w.bos:
+      break  # lmplz keeps no longer lower-order n-gram open past <s>.
+  return grams
+
+
+def _raw_count(con, w: _Windows, gram: tuple[int, ...]) -> int:
+  """Occurrences of a lower-order n-gram: as the end of a top-order window, or of a window
+  that starts a sentence (``bos{j}``, j >= k)."""
+  k, n = len(gram), w.n
+  if k == 1:
+    return int(w.unigram[gram[0]])
+  match = lambda j: " AND ".join(f"w{j - k + 1 + i} = {x}" for i, x in enumerate(gram))
+  total = con.execute(f"SELECT coalesce(sum(a), 0) FROM a{n} WHERE {match(n)}").fetchall()[0][0]
+  for j in range(k, n):
+    total += con.execute(f"SELECT count(*) FROM bos{j} WHERE {match(j)}").fetchall()[0][0]
+  return int(total)
