@@ -14,7 +14,17 @@ import sys
 
 from absl import app, flags
 
-SUITES = ("ngram", "ngram_cli", "neural", "bptt", "scale", "large_vocab", "plan_memory", "input")
+SUITES = (
+  "ngram",
+  "ngram_cli",
+  "ngram_ooc",
+  "neural",
+  "bptt",
+  "scale",
+  "large_vocab",
+  "plan_memory",
+  "input",
+)
 
 _SUITE = flags.DEFINE_list("suite", list(SUITES), f"Comma list of suites: {', '.join(SUITES)}.")
 _QUICK = flags.DEFINE_bool(

@@ -14,7 +14,7 @@ import math
 import os
 from typing import Any
 
-RECORD_KINDS = ("train", "eval", "estimate", "sample", "interpolation")
+RECORD_KINDS = ("train", "eval", "estimate", "sample", "interpolation", "stages")
 
 
 def _clean(v: Any) -> Any:

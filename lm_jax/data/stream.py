@@ -71,7 +71,7 @@ def stream_data(data: DataSpec, chunk_tokens: int) -> StreamedCorpus:
     )
   root = pathlib.Path(data.dir).expanduser()
   paths = corpus_lib.directory_files(root)
-  block = max(1 << 16, chunk_tokens * 6)  # About 6 bytes of text per token.
+  block = max(1 << 12, chunk_tokens * 6)  # About 6 bytes of text per token.
   train_path = paths["train"]
   vocab = Vocab.build(
     (s for b in _blocks(train_path, block) for s in b),

@@ -16,6 +16,7 @@ import os
 import numpy as np
 
 from lm_jax.data.vocab import Vocab
+from lm_jax.ngram import npy
 from lm_jax.ngram.arpa import format_lines
 from lm_jax.ngram.binary import FORMAT
 
@@ -53,9 +54,9 @@ class ArrayModel:
       f.write(f"\n\\{k}-grams:\n")
       for lo in range(0, o.size, self.rows):
         hi = min(lo + self.rows, o.size)
-        logbow = np.asarray(o.logbow[lo:hi])
+        logbow = o.read("logbow", lo, hi)
         lines = format_lines(
-          np.asarray(o.logp[lo:hi]), self._names(k, lo, hi), logbow, ~np.isnan(logbow)
+          o.read("logp", lo, hi), self._names(k, lo, hi), logbow, ~np.isnan(logbow)
         )
         f.write("\n".join(lines))
         f.write("\n")
@@ -67,28 +68,26 @@ def save_scoring(estimate, vocab: Vocab, directory: str, smoothing: str, rows: i
   size = estimate.vocab_size
   bow32 = lambda b: np.where(np.isnan(b), 0.0, b).astype(np.float32)
   uni = estimate.orders[0]
-  np.save(os.path.join(directory, "logp1.npy"), np.asarray(uni.logp).astype(np.float32))
-  np.save(os.path.join(directory, "logbow1.npy"), bow32(np.asarray(uni.logbow)))
+  np.save(os.path.join(directory, "logp1.npy"), uni.logp.astype(np.float32))
+  np.save(os.path.join(directory, "logbow1.npy"), bow32(uni.logbow))
   for k, o in enumerate(estimate.orders[1:], start=2):
     files = {
-      name: np.lib.format.open_memmap(
-        os.path.join(directory, f"{name}{k}.npy"), "w+", dtype, (o.size + 1,)
-      )
+      name: npy.NpyWriter(os.path.join(directory, f"{name}{k}.npy"), dtype, o.size + 1)
       for name, dtype in (("keys", np.int64), ("logp", np.float32), ("logbow", np.float32))
     }
     for lo in range(0, o.size, rows):
       hi = min(lo + rows, o.size)
-      files["keys"][lo:hi] = np.asarray(o.suffix[lo:hi], np.int64) * size + o.first[lo:hi]
-      files["logp"][lo:hi] = np.asarray(o.logp[lo:hi]).astype(np.float32)
-      files["logbow"][lo:hi] = bow32(np.asarray(o.logbow[lo:hi]))
+      files["keys"].write(
+        o.read("suffix", lo, hi).astype(np.int64) * size + o.read("first", lo, hi)
+      )
+      files["logp"].write(o.read("logp", lo, hi))
+      files["logbow"].write(bow32(o.read("logbow", lo, hi)))
     # The sentinels of ``NGramLM._score_arrays``: every gather stays in range.
-    files["keys"][o.size], files["logp"][o.size], files["logbow"][o.size] = (
-      np.iinfo(np.int64).max,
-      0.0,
-      0.0,
-    )
+    files["keys"].write([np.iinfo(np.int64).max])
+    files["logp"].write([0.0])
+    files["logbow"].write([0.0])
     for f in files.values():
-      f.flush()
+      f.close()
   vocab.save(os.path.join(directory, "vocab.json"))
   header = {
     "format": FORMAT,

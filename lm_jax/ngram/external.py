@@ -49,12 +49,13 @@ from lm_jax.data.tokens import TokenArray, with_bos
 from lm_jax.data.vocab import EOS_ID
 from lm_jax.errors import ConfigError
 from lm_jax.ngram import kneser_ney as kn_lib
+from lm_jax.ngram import npy
 
 _UNITS = {"": 1, "B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 # The share of the budget DuckDB may use; the rest holds one text chunk, its windows
 # and one output chunk in numpy (see ``_chunk_rows``).
 ENGINE_SHARE = 0.6
-MIN_MEMORY = 64 * 2**20
+MIN_MEMORY = 32 * 2**20
 
 
 def parse_memory(value) -> int | None:
@@ -85,22 +86,32 @@ def parse_memory(value) -> int | None:
 
 @dataclasses.dataclass(frozen=True)
 class OrderArrays:
-  """One order's n-grams in trie order (memory-mapped ``.npy`` files in ``directory``).
+  """One order's n-grams in trie order, as ``.npy`` files ``{name}{k}.npy`` in ``directory``.
 
   ``suffix`` (rank of w2..wk at order k-1) and ``first`` (w1) as in ``counts.Order``;
   ``logp`` ln p(wk | w1..wk-1); ``logbow`` ln of its back-off weight as a context, NaN
   where it is not the context of a longer n-gram (ARPA writes no weight there).
-  Order 1 has ``suffix`` = -1 and ``first`` = the word id.
+  Order 1 has ``suffix`` = -1 and ``first`` = the word id.  ``read`` gives a slice with
+  plain file reads; the attributes load a whole array (tests, small models).
   """
 
-  suffix: np.ndarray
-  first: np.ndarray
-  logp: np.ndarray
-  logbow: np.ndarray
+  directory: str
+  k: int
+  size: int
 
-  @property
-  def size(self) -> int:
-    return len(self.first)
+  def path(self, name: str) -> str:
+    return os.path.join(self.directory, f"{name}{self.k}.npy")
+
+  def read(self, name: str, lo: int = 0, hi: int | None = None) -> np.ndarray:
+    return npy.read(self.path(name), lo, hi)
+
+  suffix = property(lambda self: self.read("suffix"))
+  first = property(lambda self: self.read("first"))
+  logp = property(lambda self: self.read("logp"))
+  logbow = property(lambda self: self.read("logbow"))
+
+
+_FIELDS = (("suffix", np.int32), ("first", np.int32), ("logp", np.float64), ("logbow", np.float64))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,11 +126,15 @@ class Estimate:
     return [o.size for o in self.orders]
 
 
-class _Stages:
+class Stages:
   """Seconds, peak resident memory so far and the engine's disk use at the end of each stage."""
 
   def __init__(self, base: str):
     self.base, self.rows, self.t = base, [], time.perf_counter()
+
+  def restart(self, base: str) -> None:
+    """Goes on measuring the disk use of another directory (after the engine's is gone)."""
+    self.base, self.t = base, time.perf_counter()
 
   def done(self, name: str) -> None:
     now = time.perf_counter()
@@ -217,6 +232,7 @@ def estimate_kneser_ney(
   lmplz_statistics: bool = True,
   out_dir: str = "",
   threads: int | None = None,
+  stages: Stages | None = None,
 ) -> Estimate:
   """Interpolated (modified) Kneser-Ney of order >= 2 from streamed chunks of whole sentences,
   within ``memory`` bytes, with the engine's files in a directory under ``temp_dir`` (removed
@@ -238,7 +254,8 @@ def estimate_kneser_ney(
     # Joins run as written, each probing a smaller table: reordered, ``x.w2 = c.w2 AND x.w2 =
     # s.w1`` let the optimizer join the two small tables on one word first (a near cross product).
     con.execute("SET disabled_optimizers = 'join_order'")
-    stages = _Stages(base)
+    stages = stages or Stages(base)
+    stages.restart(base)
     windows = _Windows(con, order, vocab_size, bos_id)
     for chunk in chunks:
       windows.add(chunk)
@@ -254,7 +271,7 @@ def estimate_kneser_ney(
 
 
 def _estimate(
-  con, w: _Windows, modified, fallback, lmplz_stats, out_dir, memory, stages: _Stages
+  con, w: _Windows, modified, fallback, lmplz_stats, out_dir, memory, stages: Stages
 ) -> Estimate:
   n, size, bos = w.n, w.size, w.bos
   q = con.execute
@@ -372,43 +389,29 @@ def _log_nan(x: np.ndarray) -> np.ndarray:
 
 
 def _save(out_dir, k, suffix, first, logp, logbow) -> OrderArrays:
-  arrays = {"suffix": suffix, "first": first, "logp": logp, "logbow": logbow}
-  for name, a in arrays.items():
-    np.save(os.path.join(out_dir, f"{name}{k}.npy"), a)
-  return _load(out_dir, k)
-
-
-def _load(out_dir: str, k: int) -> OrderArrays:
-  load = lambda name: np.load(os.path.join(out_dir, f"{name}{k}.npy"), mmap_mode="r")
-  return OrderArrays(load("suffix"), load("first"), load("logp"), load("logbow"))
+  for (name, dtype), a in zip(_FIELDS, (suffix, first, logp, logbow)):
+    np.save(os.path.join(out_dir, f"{name}{k}.npy"), np.asarray(a, dtype))
+  return OrderArrays(out_dir, k, len(first))
 
 
 def _write_order(con, table: str, out_dir: str, k: int, memory: int) -> OrderArrays:
   """Copies a sorted table into ``.npy`` files, a bounded number of rows at a time."""
   m = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
   files = {
-    name: np.lib.format.open_memmap(os.path.join(out_dir, f"{name}{k}.npy"), "w+", dtype, (m,))
-    for name, dtype in (
-      ("suffix", np.int32),
-      ("first", np.int32),
-      ("logp", np.float64),
-      ("logbow", np.float64),
-    )
+    name: npy.NpyWriter(os.path.join(out_dir, f"{name}{k}.npy"), dtype, m)
+    for name, dtype in _FIELDS
   }
   rows = _chunk_rows(memory)
   for lo in range(0, m, rows):
-    part = con.execute(
-      f"SELECT * FROM {table} WHERE rowid >= {lo} AND rowid < {lo + rows}"
-    ).fetchnumpy()
-    suffix, first, p, gamma = (part[c] for c in part)  # gamma: masked where NULL
-    hi = lo + len(first)
-    files["suffix"][lo:hi], files["first"][lo:hi] = suffix, first
-    files["logp"][lo:hi] = np.log(p)
-    files["logbow"][lo:hi] = _log_nan(np.ma.filled(np.ma.asarray(gamma, np.float64), np.nan))
+    part = con.execute(f"SELECT * FROM {table} WHERE rowid >= {lo} AND rowid < {lo + rows}")
+    suffix, first, p, gamma = part.fetchnumpy().values()  # gamma: masked where NULL
+    files["suffix"].write(suffix)
+    files["first"].write(first)
+    files["logp"].write(np.log(p))
+    files["logbow"].write(_log_nan(np.ma.filled(np.ma.asarray(gamma, np.float64), np.nan)))
   for f in files.values():
-    f.flush()
-  del files
-  return _load(out_dir, k)
+    f.close()
+  return OrderArrays(out_dir, k, m)
 
 
 def chunk_tokens(memory: int) -> int:

@@ -124,6 +124,7 @@ def _run_out_of_core(spec: NGramSpec, rd: RunDir, say) -> dict:
   writer = rd.metrics(fresh=True)
   with tempfile.TemporaryDirectory(prefix="lm_jax-ngram-", dir=spec.temp_dir) as tmp:
     t0 = time.perf_counter()
+    stages = external.Stages(tmp)
     est = external.estimate_kneser_ney(
       corpus.train(),
       vocab.size,
@@ -135,8 +136,10 @@ def _run_out_of_core(spec: NGramSpec, rd: RunDir, say) -> dict:
       fallback=parse_fallback(spec.discount_fallback),
       lmplz_statistics=spec.kn_statistics == "lmplz",
       out_dir=os.path.join(tmp, "arrays"),
+      stages=stages,
     )
     seconds = time.perf_counter() - t0
+    stages.restart(tmp)
     for note in est.info.get("discount_notes", []):
       logging.warning("discount fallback: %s", note)
     writer.write(
@@ -156,6 +159,7 @@ def _run_out_of_core(spec: NGramSpec, rd: RunDir, say) -> dict:
       f"{est.sizes()}, estimated in {seconds:.2f}s"
     )
     save_scoring(est, vocab, os.path.join(tmp, "scoring"), spec.smoothing)
+    stages.done("scoring arrays")
     lm = load_binary(os.path.join(tmp, "scoring"))
     with contextlib.ExitStack() as stack:
       arpa_writer = None
@@ -164,9 +168,12 @@ def _run_out_of_core(spec: NGramSpec, rd: RunDir, say) -> dict:
         arpa_writer = arpa.ArpaWriter(ArrayModel(est, vocab), path)
         stack.callback(arpa_writer.close)
       finals = _score_and_sample(spec, rd, lm, vocab, corpus.heldout, writer, say)
+      stages.done("score and sample")
       if arpa_writer is not None:
         arpa_writer.finish()
-    del est, lm  # Their memory maps close before the directory goes.
+        stages.done("arpa (rest)")
+    del lm  # Its memory maps close before the directory goes.
+  writer.write({"kind": "stages", "stages": stages.rows})
   return finals
 
 

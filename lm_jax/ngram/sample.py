@@ -59,8 +59,9 @@ def sample_corpus(lm, num_tokens: int, seed: int, batch: int = 1 << 16, max_len:
   """Yields sentences (int32 id arrays without ``</s>``) drawn from an interpolated model, about
   ``num_tokens`` tokens in all (``</s>`` included), ``batch`` sentences drawn side by side.
 
-  Every interpolated model (Kneser-Ney) is a mixture: ``p(w|h) = alpha(w|h) [hw stored] +
-  gamma(h) p(w|h')`` with ``alpha >= 0`` and ``gamma(h)`` the back-off weight, so each draw
+  A normalized back-off model is a mixture: ``p(w|h) = alpha(w|h) [hw stored] + bow(h) p(w|h')``
+  with ``alpha(w|h) = p(hw) - bow(h) p(w|h')``; when every ``alpha >= 0`` (always for the
+  interpolated Kneser-Ney models, where alpha is the discounted count), each draw
   picks a stored extension of the longest matching context ``h`` with probability
   ``alpha``, or else moves to ``h'`` with the rest of the mass, down to the unigrams:
   exact draws with no rejection.  The same model and seed give the same sentences.  A
@@ -81,8 +82,9 @@ def sample_corpus(lm, num_tokens: int, seed: int, batch: int = 1 << 16, max_len:
     )
     if np.any(alpha < -1e-9):
       raise ConfigError(
-        "sample_corpus needs an interpolated model (kneser_ney or modified_kneser_ney): "
-        f"a stored {k}-gram has less probability than its back-off estimate."
+        f"sample_corpus needs every stored n-gram at least as probable as its back-off "
+        f"estimate (alpha >= 0), as in interpolated Kneser-Ney; a {k}-gram of this model is "
+        "not. Sample from a kneser_ney or modified_kneser_ney model."
       )
     perm = np.argsort(o.prefix, kind="stable")
     start = np.searchsorted(o.prefix[perm], np.arange(len(tables.logp[k - 2]) + 1))

@@ -1,0 +1,211 @@
+"""Out-of-core 5-gram estimation at scale against ``lmplz -S``: time, peak memory, disk, perplexity.
+
+Corpora come from ``experiments/make_ngram_corpus.py`` (PTB's Kneser-Ney 5-gram
+with an open Zipfian tail for ``<unk>``; seed 0), generated into
+``$LM_JAX_BENCH_CORPORA/kn<M>m`` (default ``~/.cache/lm_jax/corpora``) if missing.
+For each size, one run of each command, text in and ARPA file out:
+
+- lm_jax: ``python -m experiments.ngram --config=configs/ngram.py:ptb
+  --config.data.name= --config.data.dir=DIR --config.memory=4G --config.temp_dir=TMP
+  --config.write_arpa=True`` (it also scores valid and test, and samples);
+- lmplz: ``lmplz -o 5 -S 4G -T TMP --text train.txt --arpa FILE``, then KenLM's
+  ``query`` for its test perplexity (not timed).
+
+Peak memory is the proportional set size (PSS) of the command's whole process tree
+(lm_jax forks an ARPA writer; shared pages count once), sampled every 50 ms; disk is
+the peak size of the temporary directory (the ARPA file excluded).  Also runnable
+alone: ``python -m experiments.benchmarks.ngram_ooc --sizes=10,100,250`` (millions).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+from experiments.benchmarks.common import find_tool
+
+SIZES = (10, 100, 250)  # Millions of training tokens.
+QUICK_SIZES = (2,)
+MEMORY = "4G"
+MiB = 2.0**20
+
+
+def _tree_pss(pid: int) -> int:
+  total, todo = 0, [pid]
+  while todo:
+    p = todo.pop()
+    try:
+      with open(f"/proc/{p}/smaps_rollup") as f:
+        total += sum(int(line.split()[1]) for line in f if line.startswith("Pss:"))
+      with open(f"/proc/{p}/task/{p}/children") as f:
+        todo += [int(c) for c in f.read().split()]
+    except OSError:  # The process ended between two reads.
+      pass
+  return total * 1024
+
+
+def _du(path: str) -> int:
+  total = 0
+  for d, _, files in os.walk(path):
+    for name in files:
+      try:
+        total += os.path.getsize(os.path.join(d, name))
+      except OSError:
+        pass
+  return total
+
+
+def sampled(cmd: list[str], disk_dir: str, env=None, stdin=None) -> dict:
+  """Runs ``cmd``; its wall seconds, peak process-tree PSS and peak size of ``disk_dir``."""
+  t0 = time.perf_counter()
+  with tempfile.TemporaryFile() as err:
+    proc = subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.PIPE, stderr=err, env=env)
+    peak, disk = 0, 0
+    while proc.poll() is None:
+      peak, disk = max(peak, _tree_pss(proc.pid)), max(disk, _du(disk_dir))
+      time.sleep(0.05)
+    out = proc.stdout.read().decode(errors="replace")
+    err.seek(0)
+    text = err.read().decode(errors="replace")
+  if proc.returncode:
+    raise RuntimeError(f"{cmd[0]} failed (exit {proc.returncode}): {text[-800:]}")
+  return {"seconds": time.perf_counter() - t0, "pss": peak, "disk": disk, "out": out}
+
+
+def corpus(millions: int, env) -> str:
+  root = os.environ.get("LM_JAX_BENCH_CORPORA") or os.path.expanduser("~/.cache/lm_jax/corpora")
+  path = os.path.join(root, f"kn{millions}m")
+  if not os.path.isfile(os.path.join(path, "test.txt")):
+    subprocess.run(
+      [
+        sys.executable,
+        "-m",
+        "experiments.make_ngram_corpus",
+        f"--out_dir={path}",
+        f"--tokens={millions * 1_000_000}",
+      ],
+      check=True,
+      env=env,
+    )
+  return path
+
+
+def one_size(millions: int, lmplz: str, query: str | None, env, tmp: str) -> dict:
+  c = corpus(millions, env)
+  row = {"tokens": millions * 1_000_000}
+  # lm_jax first, then lmplz: each alone on the machine.
+  work, spill = os.path.join(tmp, "run"), os.path.join(tmp, "spill_lm_jax")
+  os.makedirs(spill)
+  cmd = [
+    sys.executable,
+    "-m",
+    "experiments.ngram",
+    "--config=configs/ngram.py:ptb",
+    "--config.data.name=",
+    f"--config.data.dir={c}",
+    f"--config.memory={MEMORY}",
+    f"--config.temp_dir={spill}",
+    "--config.write_arpa=True",
+    f"--workdir={work}",
+  ]
+  row["lm_jax"] = sampled(cmd, spill, env)
+  records = [json.loads(line) for line in open(os.path.join(work, "metrics.jsonl"))]
+  row["ngrams"] = next(r["ngrams"] for r in records if r["kind"] == "estimate")
+  row["stages"] = next(r["stages"] for r in records if r["kind"] == "stages")
+  row["lm_jax_ppl"] = next(
+    r["perplexity"] for r in records if r["kind"] == "eval" and r["split"] == "test"
+  )
+  shutil.rmtree(work)
+  spill = os.path.join(tmp, "spill_lmplz")
+  os.makedirs(spill)
+  arpa = os.path.join(tmp, "lmplz.arpa")
+  cmd = [
+    lmplz,
+    "-o",
+    "5",
+    "-S",
+    MEMORY,
+    "-T",
+    spill,
+    "--text",
+    os.path.join(c, "train.txt"),
+    "--arpa",
+    arpa,
+  ]
+  row["lmplz"] = sampled(cmd, spill, env)
+  if query:
+    with open(os.path.join(c, "test.txt"), "rb") as test:
+      out = subprocess.run(
+        [query, "-v", "summary", arpa], stdin=test, capture_output=True, check=True
+      ).stdout.decode()
+    row["lmplz_ppl"] = float(re.search(r"Perplexity including OOVs:\s*([\d.]+)", out).group(1))
+  os.remove(arpa)
+  return row
+
+
+def markdown(rows: list[dict], lmplz: str) -> str:
+  md = [
+    "## Out-of-core 5-gram at scale: lm_jax `memory=4G` against `lmplz -S 4G`",
+    "",
+    "`python -m experiments.benchmark --suite=ngram_ooc` (one run per size; see "
+    "`experiments/benchmarks/ngram_ooc.py` for the commands). Corpora sampled by "
+    "`experiments/make_ngram_corpus.py` (PTB's KN 5-gram, open Zipfian tail for `<unk>`). "
+    "Peak memory: PSS of the process tree; disk: peak size of the temporary directory. "
+    f"lmplz: {lmplz}.",
+    "",
+    "| tokens | n-grams per order | lm_jax (s) | lmplz (s) | time ratio | lm_jax peak (MiB) "
+    "| lmplz peak (MiB) | lm_jax temp disk (MiB) | lmplz temp disk (MiB) | test ppl lm_jax "
+    "| test ppl lmplz | rel. diff |",
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+  ]
+  for r in rows:
+    a, b = r["lm_jax"], r["lmplz"]
+    ppl_b = r.get("lmplz_ppl")
+    diff = f"{abs(r['lm_jax_ppl'] - ppl_b) / ppl_b:.1e}" if ppl_b else "n/a"
+    md.append(
+      f"| {r['tokens'] / 1e6:.0f}M | {', '.join(map(str, r['ngrams']))} | {a['seconds']:.1f} "
+      f"| {b['seconds']:.1f} | {a['seconds'] / b['seconds']:.2f}x | {a['pss'] / MiB:.0f} "
+      f"| {b['pss'] / MiB:.0f} | {a['disk'] / MiB:.0f} | {b['disk'] / MiB:.0f} "
+      f"| {r['lm_jax_ppl']:.4f} | {f'{ppl_b:.4f}' if ppl_b else 'n/a'} | {diff} |"
+    )
+  md += [
+    "",
+    "lm_jax's stages (seconds; peak RSS of the main process so far; the temporary "
+    "directory's size at the end of the stage):",
+    "",
+  ]
+  md.append("| stage | " + " | ".join(f"{r['tokens'] / 1e6:.0f}M" for r in rows) + " |")
+  md.append("|---|" + "---:|" * len(rows))
+  for i, s in enumerate(rows[0]["stages"]):
+    cells = [
+      f"{r['stages'][i]['seconds']:.1f} s, {r['stages'][i]['peak_rss'] / MiB:.0f} MiB, "
+      f"{r['stages'][i]['disk'] / MiB:.0f} MiB"
+      for r in rows
+    ]
+    md.append(f"| {s['stage']} | " + " | ".join(cells) + " |")
+  return "\n".join(md) + "\n"
+
+
+def run(data_dir: str | None = None, quick: bool = False, sizes=None) -> str:
+  lmplz = find_tool("lmplz")
+  if lmplz is None:
+    return "## Out-of-core 5-gram at scale\n\nNot run: lmplz not found (set LMPLZ).\n"
+  data_dir = data_dir or os.environ.get("LM_JAX_DATA_DIR")
+  env = {**os.environ, "LM_JAX_DATA_DIR": data_dir or "", "JAX_PLATFORMS": "cpu"}
+  rows = []
+  for millions in sizes or (QUICK_SIZES if quick else SIZES):
+    with tempfile.TemporaryDirectory(prefix="ngram_ooc-") as tmp:
+      rows.append(one_size(millions, lmplz, find_tool("query"), env, tmp))
+    print(json.dumps({k: v for k, v in rows[-1].items() if k != "stages"}, default=str), flush=True)
+  return markdown(rows, lmplz)
+
+
+if __name__ == "__main__":
+  sizes = next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--sizes=")), None)
+  print(run(sizes=[int(s) for s in sizes.split(",")] if sizes else None))
