@@ -92,7 +92,8 @@ def test_out_of_core_equals_in_memory(tmp_path, order, smoothing, kn_statistics,
 
 
 @pytest.mark.slow
-def test_ptb_run_out_of_core_writes_the_same_files(ptb_dir, tmp_path):
+@pytest.mark.parametrize("order", [3, 5])
+def test_ptb_run_out_of_core_writes_the_same_files(ptb_dir, tmp_path, order):
   """The whole command on PTB: the out-of-core ARPA file is the in-memory one, byte for byte
   (and so within lmplz's gold ARPA as ``test_ngram_kenlm_ptb`` checks the in-memory one)."""
   from configs.ngram import get_config
@@ -101,6 +102,7 @@ def test_ptb_run_out_of_core_writes_the_same_files(ptb_dir, tmp_path):
   finals = {}
   for name, memory in (("mem", None), ("ooc", "200M")):
     c = get_config("ptb")
+    c.order = order
     c.data.dir, c.data.download, c.write_arpa, c.memory = str(ptb_dir), False, True, memory
     c.temp_dir = str(tmp_path) if memory else None
     finals[name] = run(c, str(tmp_path / name), verbose=False)
@@ -183,3 +185,21 @@ def test_sample_corpus_draws_from_the_model():
   bad = dataclasses.replace(lm, tables=dataclasses.replace(lm.tables, logp=tuple(logp)))
   with pytest.raises(ConfigError, match="alpha >= 0"):
     next(sample_corpus(bad, 100, seed=0))
+
+
+def test_a_budget_too_small_names_the_fix(tmp_path):
+  sents = _generated(40_000)
+  vocab = Vocab.build(sents)
+  train = encode_sentences(vocab, sents)
+  # 12 MiB (7 MiB for the engine) is below the engine's working set: a ConfigError, no debris.
+  with pytest.raises(ConfigError, match="too small for this corpus.*--config.memory"):
+    external.estimate_kneser_ney(
+      slices(train, 5000),
+      vocab.size,
+      vocab.bos_id,
+      5,
+      12 * 2**20,
+      str(tmp_path),
+      out_dir=str(tmp_path / "arrays"),
+    )
+  assert [p.name for p in tmp_path.iterdir()] == ["arrays"]

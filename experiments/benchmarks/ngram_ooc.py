@@ -12,7 +12,7 @@ For each size, one run of each command, text in and ARPA file out:
   ``query`` for its test perplexity (not timed).
 
 Peak memory is the proportional set size (PSS) of the command's whole process tree
-(lm_jax forks an ARPA writer; shared pages count once), sampled every 50 ms; disk is
+(lm_jax forks an ARPA writer; shared pages count once), sampled every 0.25 s; disk is
 the peak size of the temporary directory (the ARPA file excluded).  Also runnable
 alone: ``python -m experiments.benchmarks.ngram_ooc --sizes=10,100,250`` (millions).
 """
@@ -69,7 +69,7 @@ def sampled(cmd: list[str], disk_dir: str, env=None, stdin=None) -> dict:
     peak, disk = 0, 0
     while proc.poll() is None:
       peak, disk = max(peak, _tree_pss(proc.pid)), max(disk, _du(disk_dir))
-      time.sleep(0.05)
+      time.sleep(0.25)
     out = proc.stdout.read().decode(errors="replace")
     err.seek(0)
     text = err.read().decode(errors="replace")

@@ -265,6 +265,19 @@ def estimate_kneser_ney(
     est = _estimate(con, windows, modified, fallback, lmplz_statistics, out_dir, memory, stages)
     est.info["stages"] = stages.rows
     return est
+  except duckdb.OutOfMemoryException as e:
+    raise ConfigError(
+      f"memory={memory / 2**20:.0f} MiB is too small for this corpus: the engine's working "
+      f"set did not fit its {ENGINE_SHARE:.0%} share even spilling to disk "
+      f"({str(e).splitlines()[0]}). Give a larger "
+      "budget (--config.memory=...)."
+    ) from None
+  except duckdb.IOException as e:
+    raise ConfigError(
+      f"out-of-core estimation could not write its temporary files under {base} "
+      f"({str(e).splitlines()[0]}); free "
+      "disk space there or point temp_dir at a larger disk (--config.temp_dir=DIR)."
+    ) from None
   finally:
     con.close()
     shutil.rmtree(base, ignore_errors=True)
