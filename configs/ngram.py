@@ -7,6 +7,11 @@ Penn Treebank, interpolated modified Kneser-Ney 5-gram (estimation about 1 s
 on a 2-core CPU; test perplexity 141.19, valid 148.01 -- lmplz gives 141.1862):
   python -m experiments.ngram --config=configs/ngram.py:ptb --workdir=/tmp/kn5
 
+Out of core, in a memory budget (as lmplz -S/-T), for corpora whose n-grams do not fit
+in RAM; the same model, byte for byte:
+  python -m experiments.ngram --config=configs/ngram.py:ptb --config.data.name= \
+    --config.data.dir=DIR --config.memory=4G --config.temp_dir=/scratch --workdir=/tmp/big
+
 Any field can be overridden, e.g. ``--config.order=3 --config.smoothing=katz``
 or ``--config.data.name= --config.data.dir=DIR`` for a directory holding
 train.txt/valid.txt/test.txt.  Presets: ``default`` (embedded corpus, 3-gram

@@ -34,18 +34,18 @@ class ArrayModel:
     return self.estimate.sizes()
 
   def _names(self, k: int, lo: int, hi: int) -> list[str]:
+    """The text of n-grams ``lo:hi`` of order k, from their suffixes' (one order down)."""
     o = self.estimate.orders[k - 1]
     toks = self.vocab.tokens
+    first = o.read("first", lo, hi).tolist()
     if k == 1:
-      return [toks[w] for w in o.first[lo:hi].tolist()]
-    suffix = np.asarray(o.suffix[lo:hi])
+      return [toks[w] for w in first]
+    suffix = o.read("suffix", lo, hi)
     if not len(suffix):
       return []
-    base = int(suffix[0])
+    base = int(suffix[0])  # Sorted: the suffixes are one contiguous range below.
     below = self._names(k - 1, base, int(suffix[-1]) + 1)
-    return [
-      toks[w] + " " + below[s - base] for w, s in zip(o.first[lo:hi].tolist(), suffix.tolist())
-    ]
+    return [toks[w] + " " + below[s - base] for w, s in zip(first, suffix.tolist())]
 
   def write_sections(self, orders, out) -> None:
     for k in sorted(orders):

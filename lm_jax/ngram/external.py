@@ -250,7 +250,8 @@ def estimate_kneser_ney(
     con.execute(f"SET memory_limit = '{int(memory * ENGINE_SHARE) // 2**20}MB'")
     con.execute(f"SET temp_directory = '{os.path.join(base, 'spill')}'")
     con.execute(f"SET threads = {threads or len(os.sched_getaffinity(0))}")
-    con.execute("SET preserve_insertion_order = true")  # Sorted tables keep their order.
+    # Set only around the sorts whose order is read back by rowid; elsewhere it costs memory.
+    con.execute("SET preserve_insertion_order = false")
     # Joins run as written, each probing a smaller table: reordered, ``x.w2 = c.w2 AND x.w2 =
     # s.w1`` let the optimizer join the two small tables on one word first (a near cross product).
     con.execute("SET disabled_optimizers = 'join_order'")
@@ -348,13 +349,20 @@ def _estimate(
       f"count_if(a = 2)::DOUBLE AS n2, count_if(a >= 3)::DOUBLE AS n3 FROM a{k} GROUP BY ALL)",
       dk,
     )
+    # One join per statement: two hash joins in one pipeline can exhaust the engine's
+    # memory where each alone spills (measured: 10M tokens in a 200M budget).
     q(
-      f"CREATE TABLE p{k} AS SELECT {_cols(k, 'x.')}, (x.a - CASE WHEN x.a = 1 THEN $d1 "
-      f"WHEN x.a = 2 THEN $d2 ELSE $d3 END) / c.denom + c.gamma * s.p AS p FROM a{k} x "
-      f"JOIN ctx{k} c ON {_on(k - 1, 'x', 'c')} JOIN p{k - 1} s ON {_on(k - 1, 'x', 's', 1)}",
+      f"CREATE TABLE t{k} AS SELECT {_cols(k, 'x.')}, (x.a - CASE WHEN x.a = 1 THEN $d1 "
+      f"WHEN x.a = 2 THEN $d2 ELSE $d3 END) / c.denom AS u, c.gamma AS g FROM a{k} x "
+      f"JOIN ctx{k} c ON {_on(k - 1, 'x', 'c')}",
       dk,
     )
     q(f"DROP TABLE a{k}")
+    q(
+      f"CREATE TABLE p{k} AS SELECT {_cols(k, 'x.')}, x.u + x.g * s.p AS p FROM t{k} x "
+      f"JOIN p{k - 1} s ON {_on(k - 1, 'x', 's', 1)}"
+    )
+    q(f"DROP TABLE t{k}")
     stages.done(f"interpolate {k}")
   # 6. Each order sorted as the trie, with its suffix's rank and its back-off (as a context).
   ctx2 = q("SELECT w1, gamma FROM ctx2").fetchnumpy()
@@ -371,26 +379,36 @@ def _estimate(
     )
   ]
   for k in range(2, n + 1):
-    q(
-      f"CREATE TABLE r{k - 1} AS SELECT row_number() OVER (ORDER BY {_desc(k - 1)}) - 1 AS id, "
-      f"{_cols(k - 1)} FROM p{k - 1}"
+    # The suffix's rank is its row in the order below's sorted table (rowid): no window
+    # function, which would hold a whole order in memory.
+    if k < n:  # Its back-off as a context (NULL where it is none).
+      q(
+        f"CREATE TABLE b{k} AS SELECT x.*, c.gamma FROM p{k} x "
+        f"LEFT JOIN ctx{k + 1} c ON {_on(k, 'x', 'c')}"
+      )
+    else:
+      q(f"CREATE TABLE b{k} AS SELECT *, NULL::DOUBLE AS gamma FROM p{k}")
+    rank, below = (
+      ("x.w2", "") if k == 2 else ("s.rowid", f" JOIN out{k - 1} s ON {_on(k - 1, 'x', 's', 1)}")
     )
+    words = f", {_cols(k, 'x.')}" if k < n else ""  # For the next order's suffix join.
+    q(
+      f"CREATE TABLE u{k} AS SELECT {rank}::INTEGER AS suffix, x.w1 AS first, x.p, x.gamma"
+      f"{words} FROM b{k} x{below}"
+    )
+    q(f"DROP TABLE b{k}")
+    q("SET preserve_insertion_order = true")  # The sorted table keeps its order: rowid = rank.
+    q(f"CREATE TABLE out{k} AS SELECT * FROM u{k} ORDER BY suffix, first")
+    q(f"DROP TABLE u{k}")
+    if k > 2:
+      q(f"DROP TABLE out{k - 1}")
     q(f"DROP TABLE p{k - 1}")
-    ctx = (
-      f"c.gamma FROM p{k} x LEFT JOIN ctx{k + 1} c ON {_on(k, 'x', 'c')}"
-      if k < n
-      else (f"NULL::DOUBLE FROM p{k} x")
-    )
-    q(
-      f"CREATE TABLE out{k} AS SELECT s.id::INTEGER AS suffix, x.w1 AS first, x.p, {ctx} "
-      f"JOIN r{k - 1} s ON {_on(k - 1, 'x', 's', 1)} ORDER BY suffix, first"
-    )
-    q(f"DROP TABLE r{k - 1}")
     q(f"DROP TABLE ctx{k}")
     stages.done(f"sort {k}")
     arrays.append(_write_order(con, f"out{k}", out_dir, k, memory))
-    q(f"DROP TABLE out{k}")
+    q("SET preserve_insertion_order = false")
     stages.done(f"arrays {k}")
+  q(f"DROP TABLE out{n}")
   info = {"discounts": [list(map(float, x[1:])) for x in ds], "discount_notes": notes}
   return Estimate(size, tuple(arrays), info)
 
@@ -416,7 +434,10 @@ def _write_order(con, table: str, out_dir: str, k: int, memory: int) -> OrderArr
   }
   rows = _chunk_rows(memory)
   for lo in range(0, m, rows):
-    part = con.execute(f"SELECT * FROM {table} WHERE rowid >= {lo} AND rowid < {lo + rows}")
+    part = con.execute(
+      f"SELECT suffix, first, p, gamma FROM {table} WHERE rowid >= {lo} AND rowid < {lo + rows} "
+      "ORDER BY rowid"
+    )
     suffix, first, p, gamma = part.fetchnumpy().values()  # gamma: masked where NULL
     files["suffix"].write(suffix)
     files["first"].write(first)
