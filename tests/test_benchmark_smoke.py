@@ -45,3 +45,34 @@ def test_plan_memory_measures_the_planned_step():
   params = 51 * 16 + 4 * 16 * 32 + 4 * 16 + 16 * 50 + 50
   assert planned >= 4 * params + 2 * 4 * 4 * 35 * 100
   assert measured >= 0  # resident growth; its size is the benchmark's figure, not checked here
+
+
+def test_ngram_ooc_measures_a_command_and_renders_rows(tmp_path):
+  import sys
+
+  from experiments.benchmarks import ngram_ooc
+
+  (tmp_path / "f").write_bytes(b"x" * 4096)
+  # A command that holds 64 MiB for a moment: its sampled peak memory must see it.
+  r = ngram_ooc.sampled(
+    [
+      sys.executable,
+      "-c",
+      "import time; b = bytearray(64 << 20); b[::4096] = b'1' * (16384); time.sleep(1)",
+    ],
+    str(tmp_path),
+  )
+  assert r["pss"] > 64 * 2**20 and r["disk"] == 4096 and r["seconds"] > 0
+  stage = {"stage": "read", "seconds": 1.0, "peak_rss": 2**30, "disk": 2**20}
+  row = {
+    "tokens": 10_000_000,
+    "ngrams": [5, 6],
+    "lm_jax": {"seconds": 4.0, "pss": 2**30, "disk": 2**20},
+    "lmplz": {"seconds": 2.0, "pss": 2**29},
+    "lm_jax_ppl": 100.0,
+    "lmplz_ppl": 100.01,
+    "stages": [stage],
+  }
+  md = ngram_ooc.markdown([row], "lmplz")
+  assert "| 10M | 5, 6 | 4.0 | 2.0 | 2.00x | 1024 | 512 | 1 | 100.0000 | 100.0100 | 1.0e-04 |" in md
+  assert "| read | 1.0 s, 1024 MiB, 1 MiB |" in md and "| start-up, vocabulary | 3.0 s |" in md

@@ -65,7 +65,7 @@ def test_out_of_core_equals_in_memory(tmp_path, order, smoothing, kn_statistics,
   lm = NGramLM.estimate(
     train, vocab, order, smoothing, kn_statistics=kn_statistics, discount_fallback=fallback
   )
-  # A 48 MiB budget (29 MiB for the engine, less than its tables) in many small chunks: the
+  # A 48 MiB budget (24 MiB for the engine, less than its tables) in many small chunks: the
   # engine evicts and spills, and lmplz's statistics are tracked across chunk boundaries.
   est = external.estimate_kneser_ney(
     slices(train, 5000),
@@ -191,7 +191,7 @@ def test_a_budget_too_small_names_the_fix(tmp_path):
   sents = _generated(40_000)
   vocab = Vocab.build(sents)
   train = encode_sentences(vocab, sents)
-  # 12 MiB (7 MiB for the engine) is below the engine's working set: a ConfigError, no debris.
+  # 12 MiB (6 MiB for the engine) is below the engine's working set: a ConfigError, no debris.
   with pytest.raises(ConfigError, match="too small for this corpus.*--config.memory"):
     external.estimate_kneser_ney(
       slices(train, 5000),

@@ -153,16 +153,16 @@ def markdown(rows: list[dict], lmplz: str) -> str:
   md = [
     "## Out-of-core 5-gram at scale: lm_jax `memory=4G` against `lmplz -S 4G`",
     "",
-    "`python -m experiments.benchmark --suite=ngram_ooc` (one run per size; see "
-    "`experiments/benchmarks/ngram_ooc.py` for the commands). Corpora sampled by "
+    "`python -m experiments.benchmark --suite=ngram_ooc` (one run of each command per size; "
+    "see `experiments/benchmarks/ngram_ooc.py` for the commands). Corpora sampled by "
     "`experiments/make_ngram_corpus.py` (PTB's KN 5-gram, open Zipfian tail for `<unk>`). "
-    "Peak memory: PSS of the process tree; disk: peak size of the temporary directory. "
-    f"lmplz: {lmplz}.",
+    "Peak memory: PSS of the process tree, sampled every 0.25 s. lm_jax's temporary disk: "
+    "peak size of its `temp_dir`; lmplz unlinks its temporary files as it creates them, so a "
+    f"directory listing cannot see them (n/a). lmplz: {lmplz}.",
     "",
     "| tokens | n-grams per order | lm_jax (s) | lmplz (s) | time ratio | lm_jax peak (MiB) "
-    "| lmplz peak (MiB) | lm_jax temp disk (MiB) | lmplz temp disk (MiB) | test ppl lm_jax "
-    "| test ppl lmplz | rel. diff |",
-    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| lmplz peak (MiB) | lm_jax temp disk (MiB) | test ppl lm_jax | test ppl lmplz | rel. diff |",
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
   ]
   for r in rows:
     a, b = r["lm_jax"], r["lmplz"]
@@ -171,13 +171,14 @@ def markdown(rows: list[dict], lmplz: str) -> str:
     md.append(
       f"| {r['tokens'] / 1e6:.0f}M | {', '.join(map(str, r['ngrams']))} | {a['seconds']:.1f} "
       f"| {b['seconds']:.1f} | {a['seconds'] / b['seconds']:.2f}x | {a['pss'] / MiB:.0f} "
-      f"| {b['pss'] / MiB:.0f} | {a['disk'] / MiB:.0f} | {b['disk'] / MiB:.0f} "
+      f"| {b['pss'] / MiB:.0f} | {a['disk'] / MiB:.0f} "
       f"| {r['lm_jax_ppl']:.4f} | {f'{ppl_b:.4f}' if ppl_b else 'n/a'} | {diff} |"
     )
   md += [
     "",
-    "lm_jax's stages (seconds; peak RSS of the main process so far; the temporary "
-    "directory's size at the end of the stage):",
+    "lm_jax's stages (seconds; peak RSS of the main process so far; size of the temporary "
+    "directory at the end of the stage; the last row is the wall time no stage covers: "
+    "start-up and the vocabulary pass over the text):",
     "",
   ]
   md.append("| stage | " + " | ".join(f"{r['tokens'] / 1e6:.0f}M" for r in rows) + " |")
@@ -189,6 +190,8 @@ def markdown(rows: list[dict], lmplz: str) -> str:
       for r in rows
     ]
     md.append(f"| {s['stage']} | " + " | ".join(cells) + " |")
+  rest = [r["lm_jax"]["seconds"] - sum(x["seconds"] for x in r["stages"]) for r in rows]
+  md.append("| start-up, vocabulary | " + " | ".join(f"{x:.1f} s" for x in rest) + " |")
   return "\n".join(md) + "\n"
 
 
