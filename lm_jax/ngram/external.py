@@ -14,17 +14,19 @@ join and sort): the same stages as KenLM's builder, as queries over sorted table
 3. Discounts: counts-of-counts per order (with lmplz's one-n-gram-per-order
    statistics, tracked while streaming), then Chen & Goodman's formula.
 4. Denominators and gammas: a ``GROUP BY`` on each order's context.
-5. Interpolation, lowest order first: each order joins its context's sums and
-   its suffix's probability.
+5. Interpolation, lowest order first: each order joins its context's sums, then
+   its suffix's probability (one join per statement: two hash joins in one
+   pipeline can exhaust the engine's memory where each alone spills).
 6. Output: each order sorted as the in-memory trie (by last word, then the
-   word before, ...), with its suffix's rank, read back chunk by chunk into
-   memory-mapped arrays (``OrderArrays``).
+   word before, ...), its suffix's rank being the suffix's row in the order
+   below's sorted table, read back a slice at a time into ``.npy`` files
+   (``OrderArrays``).
 
 Every probability is computed with the same IEEE operations, in the same order,
 as ``kneser_ney.kneser_ney``, so the tables are equal bit for bit; DuckDB only
 moves integers and applies ``+ - * /``, and the logarithms are numpy's.
-``ooc_arpa.write_arpa_arrays`` writes the ARPA file from the arrays (byte-identical to
-the in-memory writer's) and ``binary.save_arrays`` the memory-mapped scoring model.
+``arrays_io.ArrayModel`` writes the ARPA file from the arrays (byte-identical to the
+in-memory writer's) and ``arrays_io.save_scoring`` the memory-mapped scoring model.
 
 DuckDB is the engine because it already does what this needs and is tested at
 scale: grouped aggregation, joins and sorts that spill to disk under a memory limit,
@@ -33,23 +35,19 @@ vectorized and multi-threaded, as one pip wheel with no service.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
-import resource
 import shutil
 import tempfile
-import time
 from collections.abc import Iterable
 
 import numpy as np
-from absl import logging
 
-from lm_jax.data.tokens import TokenArray, with_bos
-from lm_jax.data.vocab import EOS_ID
+from lm_jax.data.tokens import TokenArray
 from lm_jax.errors import ConfigError
 from lm_jax.ngram import kneser_ney as kn_lib
-from lm_jax.ngram import npy
+from lm_jax.ngram import ooc_stream
+from lm_jax.ngram.ooc_arrays import Estimate, Stages, log_nan, save_order, write_order
 
 _UNITS = {"": 1, "B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 # The share of the budget DuckDB may use; the rest holds one text chunk, its windows
@@ -86,75 +84,6 @@ def parse_memory(value) -> int | None:
   return nbytes
 
 
-@dataclasses.dataclass(frozen=True)
-class OrderArrays:
-  """One order's n-grams in trie order, as ``.npy`` files ``{name}{k}.npy`` in ``directory``.
-
-  ``suffix`` (rank of w2..wk at order k-1) and ``first`` (w1) as in ``counts.Order``;
-  ``logp`` ln p(wk | w1..wk-1); ``logbow`` ln of its back-off weight as a context, NaN
-  where it is not the context of a longer n-gram (ARPA writes no weight there).
-  Order 1 has ``suffix`` = -1 and ``first`` = the word id.  ``read`` gives a slice with
-  plain file reads; the attributes load a whole array (tests, small models).
-  """
-
-  directory: str
-  k: int
-  size: int
-
-  def path(self, name: str) -> str:
-    return os.path.join(self.directory, f"{name}{self.k}.npy")
-
-  def read(self, name: str, lo: int = 0, hi: int | None = None) -> np.ndarray:
-    return npy.read(self.path(name), lo, hi)
-
-  suffix = property(lambda self: self.read("suffix"))
-  first = property(lambda self: self.read("first"))
-  logp = property(lambda self: self.read("logp"))
-  logbow = property(lambda self: self.read("logbow"))
-
-
-_FIELDS = (("suffix", np.int32), ("first", np.int32), ("logp", np.float64), ("logbow", np.float64))
-
-
-@dataclasses.dataclass(frozen=True)
-class Estimate:
-  """The out-of-core model: per-order arrays plus what the run records."""
-
-  vocab_size: int
-  orders: tuple[OrderArrays, ...]  # orders 1..N
-  info: dict
-
-  def sizes(self) -> list[int]:
-    return [o.size for o in self.orders]
-
-
-class Stages:
-  """Seconds, peak resident memory so far and the engine's disk use at the end of each stage."""
-
-  def __init__(self, base: str):
-    self.base, self.rows, self.t = base, [], time.perf_counter()
-
-  def restart(self, base: str) -> None:
-    """Goes on measuring the disk use of another directory (after the engine's is gone)."""
-    self.base, self.t = base, time.perf_counter()
-
-  def done(self, name: str) -> None:
-    now = time.perf_counter()
-    disk = sum(
-      os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(self.base) for f in files
-    )
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    self.rows.append({"stage": name, "seconds": now - self.t, "peak_rss": rss, "disk": disk})
-    logging.info(
-      "n-gram stage %s: %.1fs, peak RSS %.0f MiB, disk %.0f MiB",
-      name,
-      now - self.t,
-      rss / 2**20,
-      disk / 2**20,
-    )
-    self.t = now
-
-
 def _cols(k: int, prefix: str = "") -> str:
   return ", ".join(f"{prefix}w{j}" for j in range(1, k + 1))
 
@@ -167,59 +96,6 @@ def _on(k: int, left: str, right: str, shift: int = 0) -> str:
 def _desc(k: int) -> str:
   """The trie's order: last word first (a suffix's extensions are contiguous)."""
   return ", ".join(f"w{j}" for j in range(k, 0, -1))
-
-
-class _Windows:
-  """Streams the training text into the engine and tracks what lmplz's statistics need."""
-
-  def __init__(self, con, order: int, vocab_size: int, bos_id: int):
-    self.con, self.n, self.size, self.bos = con, order, vocab_size, bos_id
-    self.unigram = np.zeros(vocab_size, np.int64)
-    self.first_pos = np.full(vocab_size, np.iinfo(np.int64).max, np.int64)
-    self.offset = 0
-    self.window = None  # lmplz's last window in suffix order, newest word first
-    int_cols = lambda k: ", ".join(f"w{j} INTEGER" for j in range(1, k + 1))
-    con.execute(f"CREATE TABLE top ({int_cols(order)})")
-    for k in range(2, order):
-      con.execute(f"CREATE TABLE bos{k} ({int_cols(k)})")
-
-  def add(self, tokens: TokenArray) -> None:
-    n = self.n
-    stream, pos = with_bos(tokens, self.bos)
-    self.unigram += np.bincount(stream, minlength=self.size)
-    at = np.arange(len(stream), dtype=np.int64) + self.offset
-    np.minimum.at(self.first_pos, stream, at)
-    self.offset += len(stream)
-    self._track_window(stream, pos)
-    for k in range(2, n + 1):
-      end = np.nonzero(pos >= k - 1)[0] if k == n else np.nonzero(pos == k - 1)[0]
-      table = {f"w{j}": stream[end - (k - j)] for j in range(1, k + 1)}
-      self.con.register("chunk", table)
-      self.con.execute(f"INSERT INTO {'top' if k == n else f'bos{k}'} SELECT * FROM chunk")
-      self.con.unregister("chunk")
-
-  def _kid(self) -> np.ndarray:
-    """lmplz's vocabulary ids so far: <s>, </s>, then words by first appearance."""
-    kid = np.empty(self.size, np.int64)
-    kid[np.argsort(self.first_pos, kind="stable")] = np.arange(self.size) + 3
-    kid[self.bos], kid[EOS_ID] = 1, 2
-    return kid
-
-  def _track_window(self, stream: np.ndarray, pos: np.ndarray) -> None:
-    """The largest window in suffix order (``kneser_ney.lmplz_statistics``), chunk by chunk.
-
-    Words seen so far keep their relative lmplz ids as the text goes on (new words
-    sort after them), so the running maximum over chunks is the maximum over the text.
-    """
-    kid = self._kid()
-    cand = np.nonzero(pos > 0)[0]
-    for j in range(self.n):
-      word = np.where(pos[cand] - j >= 0, stream[np.maximum(cand - j, 0)], self.bos)
-      cand = cand[kid[word] == kid[word].max()]
-    last = cand[0]
-    window = [int(stream[last - j]) if pos[last] - j >= 0 else self.bos for j in range(self.n)]
-    if self.window is None or [kid[w] for w in window] > [kid[w] for w in self.window]:
-      self.window = window
 
 
 def estimate_kneser_ney(
@@ -259,7 +135,7 @@ def estimate_kneser_ney(
     con.execute("SET disabled_optimizers = 'join_order'")
     stages = stages or Stages(base)
     stages.restart(base)
-    windows = _Windows(con, order, vocab_size, bos_id)
+    windows = ooc_stream.Windows(con, order, vocab_size, bos_id)
     for chunk in chunks:
       windows.add(chunk)
     if windows.window is None:
@@ -287,7 +163,7 @@ def estimate_kneser_ney(
 
 
 def _estimate(
-  con, w: _Windows, modified, fallback, lmplz_stats, out_dir, memory, stages: Stages
+  con, w: ooc_stream.Windows, modified, fallback, lmplz_stats, out_dir, memory, stages: Stages
 ) -> Estimate:
   n, size, bos = w.n, w.size, w.bos
   q = con.execute
@@ -295,8 +171,8 @@ def _estimate(
   q(f"CREATE TABLE a{n} AS SELECT {_cols(n)}, count(*) AS a FROM top GROUP BY ALL")
   q("DROP TABLE top")
   stages.done("count")
-  grams = _lmplz_grams(w) if lmplz_stats else []
-  raws = [_raw_count(con, w, g) for g in grams]
+  grams = ooc_stream.lmplz_grams(w) if lmplz_stats else []
+  raws = [ooc_stream.raw_count(con, w, g) for g in grams]
   for k in range(n - 1, 1, -1):
     shifted = ", ".join(f"w{j + 1} AS w{j}" for j in range(1, k + 1))
     q(
@@ -371,13 +247,13 @@ def _estimate(
   gamma = np.full(size, np.nan)
   gamma[ctx2["w1"]] = ctx2["gamma"]
   arrays = [
-    _save(
+    save_order(
       out_dir,
       1,
       np.full(size, -1, np.int32),
       np.arange(size, dtype=np.int32),
       np.log(prob1, where=prob1 > 0, out=np.full(size, -np.inf)),
-      _log_nan(gamma),
+      log_nan(gamma),
     )
   ]
   for k in range(2, n + 1):
@@ -407,47 +283,12 @@ def _estimate(
     q(f"DROP TABLE p{k - 1}")
     q(f"DROP TABLE ctx{k}")
     stages.done(f"sort {k}")
-    arrays.append(_write_order(con, f"out{k}", out_dir, k, memory))
+    arrays.append(write_order(con, f"out{k}", out_dir, k, _chunk_rows(memory)))
     q("SET preserve_insertion_order = false")
     stages.done(f"arrays {k}")
   q(f"DROP TABLE out{n}")
   info = {"discounts": [list(map(float, x[1:])) for x in ds], "discount_notes": notes}
   return Estimate(size, tuple(arrays), info)
-
-
-def _log_nan(x: np.ndarray) -> np.ndarray:
-  """ln x, NaN stays NaN (not a context), ln 0 = -inf."""
-  with np.errstate(divide="ignore", invalid="ignore"):
-    return np.log(x)
-
-
-def _save(out_dir, k, suffix, first, logp, logbow) -> OrderArrays:
-  for (name, dtype), a in zip(_FIELDS, (suffix, first, logp, logbow)):
-    np.save(os.path.join(out_dir, f"{name}{k}.npy"), np.asarray(a, dtype))
-  return OrderArrays(out_dir, k, len(first))
-
-
-def _write_order(con, table: str, out_dir: str, k: int, memory: int) -> OrderArrays:
-  """Copies a sorted table into ``.npy`` files, a bounded number of rows at a time."""
-  m = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
-  files = {
-    name: npy.NpyWriter(os.path.join(out_dir, f"{name}{k}.npy"), dtype, m)
-    for name, dtype in _FIELDS
-  }
-  rows = _chunk_rows(memory)
-  for lo in range(0, m, rows):
-    part = con.execute(
-      f"SELECT suffix, first, p, gamma FROM {table} WHERE rowid >= {lo} AND rowid < {lo + rows} "
-      "ORDER BY rowid"
-    )
-    suffix, first, p, gamma = part.fetchnumpy().values()  # gamma: masked where NULL
-    files["suffix"].write(suffix)
-    files["first"].write(first)
-    files["logp"].write(np.log(p))
-    files["logbow"].write(_log_nan(np.ma.filled(np.ma.asarray(gamma, np.float64), np.nan)))
-  for f in files.values():
-    f.close()
-  return OrderArrays(out_dir, k, m)
 
 
 def chunk_tokens(memory: int) -> int:
@@ -460,27 +301,3 @@ def chunk_tokens(memory: int) -> int:
 def _chunk_rows(memory: int) -> int:
   """Rows per output chunk: about 60 bytes each in flight, in the budget's numpy share."""
   return max(1 << 16, int(memory * (1 - ENGINE_SHARE) / 4 / 60))
-
-
-def _lmplz_grams(w: _Windows) -> list[tuple[int, ...]]:
-  """The n-grams whose raw count lmplz's counts-of-counts use (see ``lmplz_statistics``)."""
-  grams = []
-  for k in range(1, w.n):
-    gram = tuple(reversed(w.window[:k]))
-    grams.append(gram)
-    if gram[0] == w.bos:
-      break  # lmplz keeps no longer lower-order n-gram open past <s>.
-  return grams
-
-
-def _raw_count(con, w: _Windows, gram: tuple[int, ...]) -> int:
-  """Occurrences of a lower-order n-gram: as the end of a top-order window, or of a window
-  that starts a sentence (``bos{j}``, j >= k)."""
-  k, n = len(gram), w.n
-  if k == 1:
-    return int(w.unigram[gram[0]])
-  match = lambda j: " AND ".join(f"w{j - k + 1 + i} = {x}" for i, x in enumerate(gram))
-  total = con.execute(f"SELECT coalesce(sum(a), 0) FROM a{n} WHERE {match(n)}").fetchall()[0][0]
-  for j in range(k, n):
-    total += con.execute(f"SELECT count(*) FROM bos{j} WHERE {match(j)}").fetchall()[0][0]
-  return int(total)
