@@ -22,15 +22,12 @@ join and sort): the same stages as KenLM's builder, as queries over sorted table
    below's sorted table, read back a slice at a time into ``.npy`` files
    (``OrderArrays``).
 
-Every probability is computed with the same IEEE operations, in the same order,
-as ``kneser_ney.kneser_ney``, so the tables are equal bit for bit; DuckDB only
-moves integers and applies ``+ - * /``, and the logarithms are numpy's.
+Every probability takes the same IEEE operations, in the same order, as
+``kneser_ney.kneser_ney``: the tables are equal bit for bit (logarithms are numpy's).
 ``arrays_io.ArrayModel`` writes the ARPA file from the arrays (byte-identical to the
 in-memory writer's) and ``arrays_io.save_scoring`` the memory-mapped scoring model.
 
-DuckDB is the engine because it already does what this needs and is tested at
-scale: grouped aggregation, joins and sorts that spill to disk under a memory limit,
-vectorized and multi-threaded, as one pip wheel with no service.
+DuckDB is the engine because it already does this, tested at scale (README, "Out of core").
 """
 
 from __future__ import annotations

@@ -52,7 +52,6 @@ def _run(spec: NGramSpec, rd: RunDir, say) -> dict:
   if spec.memory:
     return _run_out_of_core(spec, rd, say)
   from lm_jax.data.pipeline import load_data
-  from lm_jax.ngram import arpa
   from lm_jax.ngram.model import NGramLM
 
   _refuse_another_config(spec, rd)
@@ -76,31 +75,48 @@ def _run(spec: NGramSpec, rd: RunDir, say) -> dict:
     prune_entropy=spec.prune_entropy,
   )
   seconds = time.perf_counter() - t0
-  for note in lm.tables.info.get("discount_notes", []):
+  _record_estimate(
+    spec, writer, say, seconds, lm.trie.sizes(), vocab, info, lm.tables.info, raw.name
+  )
+  return _score_while_writing(spec, rd, lm, lm, vocab, arrays, writer, say)
+
+
+def _record_estimate(spec, writer, say, seconds, sizes, vocab, info, extra, name, how="") -> None:
+  for note in extra.get("discount_notes", []):
     logging.warning("discount fallback: %s", note)
   writer.write(
     {
       "kind": "estimate",
       "seconds": seconds,
-      "ngrams": lm.trie.sizes(),
+      "ngrams": sizes,
       "vocab_size": vocab.num_predictable,
       "vocab_hash": info["vocab_hash"],
-      **{k: v for k, v in lm.tables.info.items() if k != "discount_notes"},
+      **{k: v for k, v in extra.items() if k != "discount_notes"},
     }
   )
   say(
-    f"{spec.order}-gram {spec.smoothing} on {raw.name}: {vocab.num_predictable} types, "
-    f"n-grams per order {lm.trie.sizes()}, estimated in {seconds:.2f}s"
+    f"{spec.order}-gram {spec.smoothing} on {name}{how}: {vocab.num_predictable} types, "
+    f"n-grams per order {sizes}, estimated in {seconds:.2f}s"
   )
+
+
+def _score_while_writing(spec, rd, arpa_model, lm, vocab, arrays, writer, say, stages=None):
+  """Scores and samples ``lm`` while ``model.arpa`` is written from ``arpa_model`` (if asked)."""
+  from lm_jax.ngram import arpa
+
   with contextlib.ExitStack() as stack:
     arpa_writer = None
     if spec.write_arpa:  # Started now; its other process writes while this one scores.
       path = stack.enter_context(rd.writing("model.arpa"))  # A kill leaves no partial file.
-      arpa_writer = arpa.ArpaWriter(lm, path)
+      arpa_writer = arpa.ArpaWriter(arpa_model, path)
       stack.callback(arpa_writer.close)
     finals = _score_and_sample(spec, rd, lm, vocab, arrays, writer, say)
+    if stages is not None:
+      stages.done("score and sample")
     if arpa_writer is not None:
       arpa_writer.finish()
+      if stages is not None:
+        stages.done("arpa (rest)")
   return finals
 
 
@@ -110,7 +126,7 @@ def _run_out_of_core(spec: NGramSpec, rd: RunDir, say) -> dict:
   import tempfile
 
   from lm_jax.data.stream import stream_data
-  from lm_jax.ngram import arpa, external
+  from lm_jax.ngram import external
   from lm_jax.ngram.arrays_io import ArrayModel, save_scoring
   from lm_jax.ngram.binary import load_binary
   from lm_jax.ngram.spec import parse_fallback
@@ -140,38 +156,17 @@ def _run_out_of_core(spec: NGramSpec, rd: RunDir, say) -> dict:
     )
     seconds = time.perf_counter() - t0
     stages.restart(tmp)
-    for note in est.info.get("discount_notes", []):
-      logging.warning("discount fallback: %s", note)
-    writer.write(
-      {
-        "kind": "estimate",
-        "seconds": seconds,
-        "ngrams": est.sizes(),
-        "vocab_size": vocab.num_predictable,
-        "vocab_hash": info["vocab_hash"],
-        "memory": memory,
-        **{k: v for k, v in est.info.items() if k != "discount_notes"},
-      }
-    )
-    say(
-      f"{spec.order}-gram {spec.smoothing} on {corpus.info.name} (out of core, memory "
-      f"{memory / 2**20:.0f} MiB): {vocab.num_predictable} types, n-grams per order "
-      f"{est.sizes()}, estimated in {seconds:.2f}s"
+    extra = {"memory": memory, **{k: v for k, v in est.info.items() if k != "stages"}}
+    how = f" (out of core, memory {memory / 2**20:.0f} MiB)"
+    _record_estimate(
+      spec, writer, say, seconds, est.sizes(), vocab, info, extra, corpus.info.name, how
     )
     save_scoring(est, vocab, os.path.join(tmp, "scoring"), spec.smoothing)
     stages.done("scoring arrays")
     lm = load_binary(os.path.join(tmp, "scoring"))
-    with contextlib.ExitStack() as stack:
-      arpa_writer = None
-      if spec.write_arpa:
-        path = stack.enter_context(rd.writing("model.arpa"))
-        arpa_writer = arpa.ArpaWriter(ArrayModel(est, vocab), path)
-        stack.callback(arpa_writer.close)
-      finals = _score_and_sample(spec, rd, lm, vocab, corpus.heldout, writer, say)
-      stages.done("score and sample")
-      if arpa_writer is not None:
-        arpa_writer.finish()
-        stages.done("arpa (rest)")
+    finals = _score_while_writing(
+      spec, rd, ArrayModel(est, vocab), lm, vocab, corpus.heldout, writer, say, stages
+    )
     del lm  # Its memory maps close before the directory goes.
   writer.write({"kind": "stages", "stages": stages.rows})
   return finals
