@@ -10,7 +10,6 @@ suffix's (a contiguous range one order down, since the trie is sorted by suffix)
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
@@ -18,7 +17,7 @@ import numpy as np
 from lm_jax.data.vocab import Vocab
 from lm_jax.ngram import npy
 from lm_jax.ngram.arpa import format_lines
-from lm_jax.ngram.binary import FORMAT
+from lm_jax.ngram.binary import write_header
 
 ROWS = 1 << 18
 
@@ -88,14 +87,4 @@ def save_scoring(estimate, vocab: Vocab, directory: str, smoothing: str, rows: i
     files["logbow"].write([0.0])
     for f in files.values():
       f.close()
-  vocab.save(os.path.join(directory, "vocab.json"))
-  header = {
-    "format": FORMAT,
-    "order": len(estimate.orders),
-    "vocab_size": size,
-    "smoothing": smoothing,
-    "normalized": True,
-    "ngrams": estimate.sizes(),
-  }
-  with open(os.path.join(directory, "model.json"), "w", encoding="utf-8") as f:
-    json.dump(header, f, indent=1)
+  write_header(directory, vocab, size, smoothing, True, estimate.sizes())

@@ -43,14 +43,19 @@ def save_binary(lm: NGramLM, directory: str) -> None:
     np.save(os.path.join(directory, f"keys{k}.npy"), keys)
     np.save(os.path.join(directory, f"logp{k}.npy"), logp)
     np.save(os.path.join(directory, f"logbow{k}.npy"), logbow)
-  lm.vocab.save(os.path.join(directory, "vocab.json"))
+  write_header(directory, lm.vocab, size, lm.smoothing, lm.normalized, lm.trie.sizes())
+
+
+def write_header(directory: str, vocab: Vocab, size: int, smoothing: str, normalized: bool, ngrams):
+  """The vocabulary and ``model.json`` beside the arrays (also ``arrays_io.save_scoring``'s)."""
+  vocab.save(os.path.join(directory, "vocab.json"))
   header = {
     "format": FORMAT,
-    "order": lm.order,
+    "order": len(ngrams),
     "vocab_size": size,
-    "smoothing": lm.smoothing,
-    "normalized": lm.normalized,
-    "ngrams": lm.trie.sizes(),
+    "smoothing": smoothing,
+    "normalized": normalized,
+    "ngrams": list(ngrams),
   }
   with open(os.path.join(directory, "model.json"), "w", encoding="utf-8") as f:
     json.dump(header, f, indent=1)
