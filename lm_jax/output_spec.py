@@ -35,6 +35,12 @@ def check_output(cfg) -> None:
     )
   if cfg.output == "adaptive" and cfg.adaptive_div < 1:
     raise ConfigError(f"model.adaptive_div must be >= 1, got {cfg.adaptive_div}.")
+  if not 0.0 <= cfg.adaptive_dropout < 1.0 or (cfg.adaptive_dropout and cfg.output != "adaptive"):
+    raise ConfigError(
+      f"model.adaptive_dropout={cfg.adaptive_dropout} drops the adaptive softmax's tail "
+      "projections: it needs model.output='adaptive' and a rate in [0, 1); "
+      f"this config has model.output={cfg.output!r}."
+    )
   if cfg.tie_weights and cfg.output in ("adaptive", "class"):
     raise ConfigError(
       f"model.tie_weights shares the embedding with a full output matrix; model.output="

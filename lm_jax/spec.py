@@ -67,6 +67,7 @@ class ModelSettings:
     ""  # adaptive: "2000,6000": head ids < 2000, clusters [2000, 6000), [6000, V)
   )
   adaptive_div: float = 4.0  # adaptive: cluster i projects to output_dim // div ** (i + 1)
+  adaptive_dropout: float = 0.0  # adaptive: dropout on each cluster's projection (training)
   num_classes: int = 100  # class: frequency bins of Mikolov's RNNLM toolkit
   num_sampled: int = 1024  # sampled: distinct log-uniform candidates per step
   sampled_loss: str = "softmax"  # sampled: "softmax" (Jean et al. 2015) or "blackout" (Ji et al.)

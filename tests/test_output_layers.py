@@ -121,26 +121,33 @@ def test_training_loss_and_its_hand_written_gradients_equal_autodiff_of_the_exac
       np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12, err_msg=str(path[0]))
 
 
-@pytest.mark.parametrize("count", [0, 32, 33, 256, 600])  # none, exact, next size, loops
-def test_adaptive_tail_blocks_of_every_size_equal_autodiff(count):
+@pytest.mark.parametrize(
+  "count,masked",
+  [(0, False), (32, False), (33, False), (256, False), (600, False), (33, True), (600, True)],
+)  # none, exact, next size, loops; with a dropout mask in one block and in the loop
+def test_adaptive_tail_blocks_of_every_size_equal_autodiff(count, masked):
   """One tail cluster's loss and gradients, whichever block (or loop of blocks) holds its
-  rows, against jax.grad of the plain formula over the same rows, float64."""
+  rows, against jax.grad of the plain formula over the same rows, float64; with a
+  dropout mask, the formula is ``log_softmax((h P) * mask W + b)``."""
   with jax.enable_x64(True):
     n, d_in, d, size = 600, 5, 3, 40
-    k = jax.random.split(jax.random.PRNGKey(count), 5)
+    k = jax.random.split(jax.random.PRNGKey(count), 6)
     h, p, w, b = (
       jax.random.normal(kk, s) for kk, s in zip(k, [(n, d_in), (d_in, d), (d, size), (size,)])
     )
     inside = jax.random.permutation(k[4], jnp.arange(n) < count)
     local = jnp.arange(n) * 7 % size
+    # Inverted dropout at rate 0.5: scales 0 or 2.
+    mask = jax.random.bernoulli(k[5], 0.5, (n, d)) * 2.0 if masked else None
 
     def plain(h, p, w, b):
-      nll = -jnp.take_along_axis(jax.nn.log_softmax(h @ p @ w + b), local[:, None], -1)[:, 0]
+      x = h @ p if mask is None else (h @ p) * mask
+      nll = -jnp.take_along_axis(jax.nn.log_softmax(x @ w + b), local[:, None], -1)[:, 0]
       return jnp.where(inside, nll, 0.0).sum()
 
     def blocked(h, p, w, b):
       return adaptive_tail.cluster_sum_nll(
-        h, p, w, b, adaptive_tail.padded_rows(inside), local, inside.sum()
+        h, p, w, b, adaptive_tail.padded_rows(inside), local, inside.sum(), mask
       )
 
     (loss, ours), (ref_loss, ref) = (
@@ -150,6 +157,33 @@ def test_adaptive_tail_blocks_of_every_size_equal_autodiff(count):
     for a, r in zip(ours, ref):
       np.testing.assert_allclose(a, r, rtol=1e-9, atol=1e-12)
     assert (loss > 0) == (count > 0)
+
+
+def test_adaptive_dropout_drops_the_tail_projections_in_training_only():
+  """``model.adaptive_dropout``: the training loss with an rng equals the formula with the
+  same inverted-dropout masks on each cluster's ``h P``; without an rng (or at rate 0) it
+  is the exact, undropped loss."""
+  v, n, d = 300, 50, 8
+  cfg = make_cfg(v, **layer_kwargs("adaptive", v), adaptive_dropout=0.5)
+  params = perturbed_params(cfg, jnp.float32)
+  h = jax.random.normal(jax.random.PRNGKey(3), (n, d))
+  t = jnp.arange(n, dtype=jnp.int32) * 37 % v  # ids in the head and both clusters
+  rng = jax.random.PRNGKey(4)
+  dropped = ol.adaptive_sum_nll(params, h, t, cfg, rng)
+  exact = -jnp.take_along_axis(ol.adaptive_log_probs(params, h, cfg), t[:, None], -1).sum()
+  np.testing.assert_allclose(ol.adaptive_sum_nll(params, h, t, cfg), exact, rtol=1e-5)
+  assert abs(float(dropped) - float(exact)) > 1e-3 * float(exact)  # the masks changed it
+  # The same loss written out: head log-softmax plus each cluster's softmax of (h P) m W + b.
+  head = jax.nn.log_softmax(h @ params["W_o"] + params["b_o"])
+  s = cfg.cutoffs[0]
+  total = -jnp.where(t < s, head[jnp.arange(n), jnp.minimum(t, s - 1)], 0.0).sum()
+  for i, ((a, b), tail) in enumerate(zip(ol.cluster_bounds(cfg), params["tail"])):
+    mask = jax.random.bernoulli(jax.random.fold_in(rng, i), 0.5, (n, tail["P"].shape[1])) / 0.5
+    lp = jax.nn.log_softmax((h @ tail["P"]) * mask @ tail["W"] + tail["b"])
+    inside = (t >= a) & (t < b)
+    picked = head[:, s + i] + lp[jnp.arange(n), jnp.clip(t - a, 0, b - a - 1)]
+    total = total - jnp.where(inside, picked, 0.0).sum()
+  np.testing.assert_allclose(dropped, total, rtol=1e-5)
 
 
 def test_adaptive_matches_pytorch_adaptive_log_softmax():
@@ -298,6 +332,8 @@ def test_output_config_errors_name_the_fix():
     (dict(output="softmax"), "model.output='softmax'"),
     (dict(output="adaptive"), "needs model.adaptive_cutoffs"),
     (dict(output="adaptive", adaptive_cutoffs="50,20"), "must be increasing"),
+    (dict(output="full", adaptive_dropout=0.2), "adaptive_dropout"),
+    (dict(output="adaptive", adaptive_cutoffs="50", adaptive_dropout=1.0), "in \\[0, 1\\)"),
     (dict(output="class", tie_weights=True), "model.tie_weights shares the embedding"),
     (dict(maxent_order=1), "adds no feature"),
     (dict(maxent_order=3, output="sampled"), "model.output='full'"),

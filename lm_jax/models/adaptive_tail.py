@@ -13,6 +13,10 @@ them.  So:
   is exponentiated once, for the log-sum-exp and for ``softmax - onehot``; nothing of
   size rows x cluster is kept for the backward pass, which only scales the gradients
   by the incoming cotangent.
+
+An optional ``mask_NxK`` (inverted-dropout scales, ``model.adaptive_dropout``) multiplies
+the projected rows ``h P`` before the cluster's logits, as fairseq's
+``adaptive_softmax_dropout`` drops the tail projection's output.
 """
 
 from __future__ import annotations
@@ -31,12 +35,15 @@ def padded_rows(inside_N):
   return jnp.concatenate([rows, jnp.zeros((BLOCKS[-1],), jnp.int32)])
 
 
-def _block(h_NxD, p, w, b, rows, local, count, start, size):
+def _block(h_NxD, p, w, b, rows, local, count, mask, start, size):
   """One block of ``size`` rows from ``start``: loss and gradients (zero for padding rows)."""
   r_R = jax.lax.dynamic_slice_in_dim(rows, start, size)
   valid_R = start + jnp.arange(size) < count
   h_RxD = h_NxD[r_R]
   x_Rxd = h_RxD @ p
+  m_Rxd = None if mask is None else mask[r_R]
+  if m_Rxd is not None:
+    x_Rxd = x_Rxd * m_Rxd
   # The bias as one more row of W against a column of ones (as lm_jax.losses): the logits
   # come out of the matmul whole, and the bias gradient out of the weight gradient's
   # matmul; a separate column sum over [rows, n] is many times slower on XLA's CPU backend.
@@ -52,21 +59,25 @@ def _block(h_NxD, p, w, b, rows, local, count, start, size):
   hit = jnp.arange(w.shape[-1])[None, :] == loc_R[:, None]
   d_Rxn = jnp.where(valid_R[:, None], e_Rxn / z_R[:, None] - hit, 0.0)
   dx_Rxd = d_Rxn @ w.T
+  if m_Rxd is not None:
+    dx_Rxd = dx_Rxd * m_Rxd
   dw1 = x1_Rxd1.T @ d_Rxn
   return r_R, loss, dx_Rxd @ p.T, h_RxD.T @ dx_Rxd, dw1[:-1], dw1[-1]
 
 
-def _one_block(size, h_NxD, p, w, b, rows, local, count):
-  r_R, loss, dh_R, dp, dw, db = _block(h_NxD, p, w, b, rows, local, count, 0, size)
+def _one_block(size, h_NxD, p, w, b, rows, local, count, mask):
+  r_R, loss, dh_R, dp, dw, db = _block(h_NxD, p, w, b, rows, local, count, mask, 0, size)
   return loss, jnp.zeros_like(h_NxD).at[r_R].add(dh_R), dp, dw, db
 
 
-def _looped(h_NxD, p, w, b, rows, local, count):
+def _looped(h_NxD, p, w, b, rows, local, count, mask):
   size = BLOCKS[-1]
 
   def body(i, acc):
     total, dh, dp, dw, db = acc
-    r_R, loss, dh_R, dp_i, dw_i, db_i = _block(h_NxD, p, w, b, rows, local, count, i * size, size)
+    r_R, loss, dh_R, dp_i, dw_i, db_i = _block(
+      h_NxD, p, w, b, rows, local, count, mask, i * size, size
+    )
     return total + loss, dh.at[r_R].add(dh_R), dp + dp_i, dw + dw_i, db + db_i
 
   zeros = tuple(jnp.zeros_like(x) for x in (h_NxD, p, w, b))
@@ -74,27 +85,28 @@ def _looped(h_NxD, p, w, b, rows, local, count):
   return jax.lax.fori_loop(0, (count + size - 1) // size, body, start)
 
 
-def _loss_and_grads(h_NxD, p, w, b, rows, local, count):
+def _loss_and_grads(h_NxD, p, w, b, rows, local, count, mask):
   n = h_NxD.shape[0]
   sizes = [s for s in BLOCKS[:-1] if s < n]
   branches = [functools.partial(_one_block, s) for s in sizes] + [_looped]
   index = jnp.searchsorted(jnp.asarray(sizes, jnp.int32), count) if sizes else 0
-  loss, *grads = jax.lax.switch(index, branches, h_NxD, p, w, b, rows, local, count)
+  loss, *grads = jax.lax.switch(index, branches, h_NxD, p, w, b, rows, local, count, mask)
   return loss, tuple(grads)
 
 
 @jax.custom_vjp
-def cluster_sum_nll(h_NxD, p, w, b, rows, local, count):
-  """Σ over the ``count`` rows listed first in ``rows`` of ``-log softmax(h P W + b)[local]``."""
-  return _loss_and_grads(h_NxD, p, w, b, rows, local, count)[0]
+def cluster_sum_nll(h_NxD, p, w, b, rows, local, count, mask=None):
+  """Σ over the ``count`` rows listed first in ``rows`` of ``-log softmax((h P) m W + b)[local]``
+  (``m``: the row's ``mask`` scales, or 1 without a mask)."""
+  return _loss_and_grads(h_NxD, p, w, b, rows, local, count, mask)[0]
 
 
-def _fwd(h_NxD, p, w, b, rows, local, count):
-  return _loss_and_grads(h_NxD, p, w, b, rows, local, count)
+def _fwd(h_NxD, p, w, b, rows, local, count, mask=None):
+  return _loss_and_grads(h_NxD, p, w, b, rows, local, count, mask)
 
 
 def _bwd(grads, g):
-  return (*(g * x for x in grads), None, None, None)
+  return (*(g * x for x in grads), None, None, None, None)
 
 
 cluster_sum_nll.defvjp(_fwd, _bwd)

@@ -230,7 +230,7 @@ def train_sum_nll(params: dict, feats: dict, targets_BxT, cfg, rng=None):
   h = h.astype(jnp.promote_types(h.dtype, jnp.float32))
   t = targets_BxT.reshape(-1)
   if cfg.output == "adaptive":
-    return adaptive_sum_nll(params, h, t, cfg)
+    return adaptive_sum_nll(params, h, t, cfg, rng)
   if cfg.output == "class":
     lp = class_log_probs(params, h, cfg)
     return -jnp.take_along_axis(lp, t[:, None], axis=-1).sum()
@@ -243,8 +243,12 @@ def train_sum_nll(params: dict, feats: dict, targets_BxT, cfg, rng=None):
   return losses.output_nll(h, w, b, t, extra).sum()
 
 
-def adaptive_sum_nll(params: dict, h_NxD, t_N, cfg):
-  """Head softmax (fused layer) plus each tail cluster's softmax over its own rows only."""
+def adaptive_sum_nll(params: dict, h_NxD, t_N, cfg, rng=None):
+  """Head softmax (fused layer) plus each tail cluster's softmax over its own rows only.
+
+  With ``cfg.adaptive_dropout`` and an ``rng``: inverted dropout on each cluster's
+  projected rows ``h P`` (training only; scoring is exact and undropped).
+  """
   s = cfg.cutoffs[0]
   cluster_N = jnp.zeros_like(t_N)
   for c in cfg.cutoffs:
@@ -255,7 +259,13 @@ def adaptive_sum_nll(params: dict, h_NxD, t_N, cfg):
     inside = cluster_N == i + 1
     rows = adaptive_tail.padded_rows(inside)
     local = jnp.clip(t_N - a, 0, b - a - 1)
+    mask = None
+    if cfg.adaptive_dropout and rng is not None:
+      keep = 1.0 - cfg.adaptive_dropout
+      drop_key = jax.random.fold_in(rng, i)
+      shape = (h_NxD.shape[0], tail["P"].shape[1])
+      mask = jax.random.bernoulli(drop_key, keep, shape).astype(h_NxD.dtype) / keep
     total = total + adaptive_tail.cluster_sum_nll(
-      h_NxD, tail["P"], tail["W"], tail["b"], rows, local, inside.sum()
+      h_NxD, tail["P"], tail["W"], tail["b"], rows, local, inside.sum(), mask
     )
   return total
