@@ -1,10 +1,14 @@
 """Out-of-core (modified) Kneser-Ney estimation in a memory budget, as lmplz ``-S``/``-T``.
 
 The in-memory path (``counts.count_ngrams``) keeps every distinct n-gram in RAM.
-Here the n-gram tables live in a DuckDB database in ``temp_dir`` and every stage
-is a relational query that DuckDB runs within ``memory_limit``, spilling hash
-tables and sorts to disk when they do not fit (DuckDB's out-of-core aggregation,
-join and sort): the same stages as KenLM's builder, as queries over sorted tables.
+Here the n-gram tables live in an in-memory DuckDB database whose blocks spill to
+``temp_dir``, and every stage is a relational query that DuckDB runs within
+``memory_limit``, spilling tables, hash tables and sorts to disk when they do not fit
+(DuckDB's out-of-core aggregation, join and sort): the same stages as KenLM's builder,
+as queries over sorted tables.  An in-memory database rather than a database file:
+a dropped table's spilled blocks are freed at once, where a file keeps them (measured
+on the 10M-token benchmark corpus in a 1G budget: 2.1 GiB of peak temporary disk
+against 2.6 GiB, the same time).
 
 1. Counting: the training text streams in chunks; each chunk inserts its top-order
    windows (and the lower-order n-grams that start with ``<s>``), then one
@@ -120,7 +124,7 @@ def estimate_kneser_ney(
     raise ValueError("out_dir is required: the directory for the model's arrays.")
   os.makedirs(out_dir, exist_ok=True)
   base = tempfile.mkdtemp(prefix="lm_jax-ngram-engine-", dir=temp_dir)
-  con = duckdb.connect(os.path.join(base, "ngrams.duckdb"))
+  con = duckdb.connect(":memory:")
   try:
     con.execute(f"SET memory_limit = '{int(memory * ENGINE_SHARE) // 2**20}MB'")
     con.execute(f"SET temp_directory = '{os.path.join(base, 'spill')}'")
