@@ -3,12 +3,8 @@
 The in-memory path (``counts.count_ngrams``) keeps every distinct n-gram in RAM.
 Here the n-gram tables live in an in-memory DuckDB database whose blocks spill to
 ``temp_dir``, and every stage is a relational query that DuckDB runs within
-``memory_limit``, spilling tables, hash tables and sorts to disk when they do not fit
-(DuckDB's out-of-core aggregation, join and sort): the same stages as KenLM's builder,
-as queries over sorted tables.  An in-memory database rather than a database file:
-a dropped table's spilled blocks are freed at once, where a file keeps them (measured
-on the 10M-token benchmark corpus in a 1G budget: 2.1 GiB of peak temporary disk
-against 2.6 GiB, the same time).
+``memory_limit``, spilling tables, hash tables and sorts to disk when they do not fit: the
+stages of KenLM's builder as queries (in memory, not a file: a file keeps dropped blocks).
 
 1. Counting: the training text streams in chunks; each chunk inserts its top-order
    windows (and the lower-order n-grams that start with ``<s>``), then one
