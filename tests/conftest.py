@@ -2,12 +2,37 @@
 
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+XLA_CACHE_ENV = "JAX_COMPILATION_CACHE_DIR"
+
+
+def pytest_configure(config):
+  """One persistent XLA compilation cache for the whole session: the pytest workers and the
+  runs they start in subprocesses (inheriting the environment) compile the same tiny models
+  over and over. A cached executable is the one XLA compiled, so every number is unchanged.
+  Set up once, by the controlling process, before any worker starts; removed at the end.
+  The size cap turns on jax's file lock, so concurrent writers and readers do not collide."""
+  if hasattr(config, "workerinput") or XLA_CACHE_ENV in os.environ:
+    return
+  config.lm_jax_xla_cache = tempfile.mkdtemp(prefix="lm_jax_tests_xla_cache_")
+  os.environ.update({
+    XLA_CACHE_ENV: config.lm_jax_xla_cache,
+    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+    "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+    "JAX_COMPILATION_CACHE_MAX_SIZE": str(4 << 30),
+  })  # fmt: skip
+
+
+def pytest_unconfigure(config):
+  if getattr(config, "lm_jax_xla_cache", None):
+    shutil.rmtree(config.lm_jax_xla_cache, ignore_errors=True)
 
 
 def data_dir() -> pathlib.Path | None:

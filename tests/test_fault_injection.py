@@ -16,7 +16,7 @@ import time
 import pytest
 from runs import run_metrics
 
-from tests.conftest import REPO
+from tests.conftest import REPO, XLA_CACHE_ENV
 
 TIMING = ("steps_per_sec", "tokens_per_sec", "elapsed_s", "eta_s", "compile_s")
 TINY = "--config=configs/rnn.py:elman_ptb,tiny"
@@ -29,6 +29,7 @@ def cli(module: str, *args: str, cwd=REPO, check=None, file_limit_kib=None, time
   cmd = [sys.executable, "-m", f"experiments.{module}", *map(str, args)]
   if file_limit_kib is not None:  # A shell sets the limit: no fork of this threaded process.
     cmd = ["bash", "-c", f'ulimit -f {file_limit_kib} && exec "$0" "$@"', *cmd]
+    env.pop(XLA_CACHE_ENV, None)  # A cache entry cut off at the limit would be left behind.
   proc = subprocess.run(
     cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
   )
