@@ -3,7 +3,7 @@
 ``ArrayModel`` gives ``arpa.ArpaWriter`` the same interface as an in-memory
 ``NGramLM`` (sizes and the text of each order's section), so the ARPA file is the
 same byte for byte; ``save_scoring`` writes the ``binary`` format that
-``binary.load_binary`` memory-maps for scoring.  Memory stays bounded: each order
+``binary.load_binary`` scores from.  Memory stays bounded: each order
 is read ``rows`` n-grams at a time, and an n-gram's text is built from its
 suffix's (a contiguous range one order down, since the trie is sorted by suffix).
 """

@@ -1,14 +1,17 @@
-"""A binary n-gram model that is scored memory-mapped: never loaded whole into RAM.
+"""A binary n-gram model that is scored from its files: never loaded whole into RAM.
 
 ``save_binary(lm, directory)`` writes what scoring reads, one ``.npy`` file per
 array: each order's sorted ``(suffix, first)`` keys (int64, with a sentinel) and
 its float32 log-probabilities and back-off weights, the unigram tables, and the
-vocabulary.  ``load_binary(directory)`` maps the files read-only
-(``np.load(mmap_mode="r")``): opening a model costs nothing, and a scoring pass
-pages in only the parts of the arrays its lookups touch, so a model larger than
-RAM scores from disk (the operating system's page cache keeps the hot parts).
-Scores equal the in-memory model's bit for bit (the same float32 arrays and the
-same arithmetic).
+vocabulary.  ``load_binary(directory)`` opens the files of orders 2 and up as
+``npy.FileArray``s: a scoring pass reads just the blocks its lookups need, with
+plain reads, so a model larger than RAM scores from disk; the operating system's
+page cache keeps the hot parts, and the process holds only a search index of
+1/512 of the keys. (Memory-mapping them instead would map each page a lookup
+touches, with whole cached folios of the file around it, into the process's
+resident memory: a scoring pass over a large model would look as large as the
+model.) Scores equal the in-memory model's bit for bit (the same float32 arrays
+and the same arithmetic).
 """
 
 from __future__ import annotations
@@ -20,13 +23,14 @@ import numpy as np
 
 from lm_jax.data.vocab import Vocab
 from lm_jax.errors import ArpaError
+from lm_jax.ngram import npy
 from lm_jax.ngram.model import NGramLM, Scorer
 
 FORMAT = "lm_jax-ngram-binary-1"
 
 
 class MappedNGramLM(Scorer):
-  """An n-gram model scored from memory-mapped arrays (``load_binary``)."""
+  """An n-gram model scored from its files (``load_binary``)."""
 
   def __init__(self, vocab: Vocab, smoothing: str, order: int, normalized: bool, arrays):
     self.vocab, self.smoothing, self.order, self.normalized = vocab, smoothing, order, normalized
@@ -70,8 +74,8 @@ def load_binary(directory: str) -> MappedNGramLM:
       raise ValueError(f"format {header.get('format')!r}, expected {FORMAT!r}")
     order = int(header["order"])
 
-    def load(name: str) -> np.ndarray:
-      return np.load(os.path.join(directory, f"{name}.npy"), mmap_mode="r")
+    def load(name: str) -> npy.FileArray:
+      return npy.FileArray(os.path.join(directory, f"{name}.npy"))
 
     orders = tuple(
       (load(f"keys{k}"), load(f"logp{k}"), load(f"logbow{k}")) for k in range(2, order + 1)
@@ -80,7 +84,8 @@ def load_binary(directory: str) -> MappedNGramLM:
       if not len(keys) == len(logp) == len(logbow) == header["ngrams"][k - 1] + 1:
         raise ValueError(f"the {k}-gram arrays do not match the header's {header['ngrams'][k - 1]}")
     vocab = Vocab.load(os.path.join(directory, "vocab.json"))
-    arrays = (int(header["vocab_size"]), load("logp1"), load("logbow1"), orders)
+    unigrams = [np.load(os.path.join(directory, f"{n}1.npy")) for n in ("logp", "logbow")]
+    arrays = (int(header["vocab_size"]), *unigrams, orders)
   except (OSError, ValueError, KeyError, TypeError) as e:
     raise ArpaError(
       f"{directory} is not a complete lm_jax binary n-gram model ({e}); write it again with "

@@ -25,7 +25,7 @@ stages of KenLM's builder as queries (in memory, not a file: a file keeps droppe
 Every probability takes the same IEEE operations, in the same order, as
 ``kneser_ney.kneser_ney``: the tables are equal bit for bit (logarithms are numpy's).
 ``arrays_io.ArrayModel`` writes the ARPA file from the arrays (byte-identical to the
-in-memory writer's) and ``arrays_io.save_scoring`` the memory-mapped scoring model.
+in-memory writer's) and ``arrays_io.save_scoring`` the scoring model read from disk.
 
 DuckDB is the engine because it already does this, tested at scale (README, "Out of core").
 """

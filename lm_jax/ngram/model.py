@@ -70,11 +70,11 @@ def _child(keys, size: int, parent, word) -> np.ndarray:
   ok = (parent >= 0) & (word >= 0)
   q = np.where(ok, parent.astype(np.int64) * size + word, -1)
   if np.all(q[:-1] <= q[1:]):  # Already sorted (a whole vocabulary after one context).
-    i = np.searchsorted(keys, q)  # keys ends with a sentinel: i stays in range
+    i = keys.searchsorted(q)  # keys ends with a sentinel: i stays in range
   else:  # Sorted queries search about 3x faster (cache-friendly).
     order = np.argsort(q)
     i = np.empty(len(q), np.int64)
-    i[order] = np.searchsorted(keys, q[order])
+    i[order] = keys.searchsorted(q[order])
   return np.where(ok & (keys[i] == q), i, -1)
 
 
@@ -98,7 +98,7 @@ def score_batch(arrays, ctx_BxC, word_B) -> np.ndarray:
 
 class Scorer:
   """Scoring from ``_score_arrays`` (sorted keys and float32 tables per order): shared by
-  ``NGramLM`` and the memory-mapped ``binary.MappedNGramLM``."""
+  ``NGramLM`` and ``binary.MappedNGramLM``, which reads its files block by block."""
 
   vocab: Vocab
   smoothing: str

@@ -122,7 +122,7 @@ def _score_while_writing(spec, rd, arpa_model, lm, vocab, arrays, writer, say, s
 
 def _run_out_of_core(spec: NGramSpec, rd: RunDir, say) -> dict:
   """``memory`` set: stream the text into ``external`` within the budget, write the ARPA file
-  from the arrays, score and sample from the memory-mapped model; temporaries in ``temp_dir``."""
+  from the arrays, score and sample from the model on disk; temporaries in ``temp_dir``."""
   import tempfile
 
   from lm_jax.data.stream import stream_data
