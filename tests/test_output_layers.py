@@ -169,20 +169,29 @@ def test_adaptive_dropout_drops_the_tail_projections_in_training_only():
   h = jax.random.normal(jax.random.PRNGKey(3), (n, d))
   t = jnp.arange(n, dtype=jnp.int32) * 37 % v  # ids in the head and both clusters
   rng = jax.random.PRNGKey(4)
-  dropped = ol.adaptive_sum_nll(params, h, t, cfg, rng)
-  exact = -jnp.take_along_axis(ol.adaptive_log_probs(params, h, cfg), t[:, None], -1).sum()
-  np.testing.assert_allclose(ol.adaptive_sum_nll(params, h, t, cfg), exact, rtol=1e-5)
+
+  @jax.jit  # One compilation, not one per eager op.
+  def losses(params, h, t, rng):
+    dropped, undropped = (
+      ol.adaptive_sum_nll(params, h, t, cfg, rng),
+      ol.adaptive_sum_nll(params, h, t, cfg),
+    )
+    exact = -jnp.take_along_axis(ol.adaptive_log_probs(params, h, cfg), t[:, None], -1).sum()
+    # The same loss written out: head log-softmax plus each cluster's softmax of (h P) m W + b.
+    head = jax.nn.log_softmax(h @ params["W_o"] + params["b_o"])
+    s = cfg.cutoffs[0]
+    total = -jnp.where(t < s, head[jnp.arange(n), jnp.minimum(t, s - 1)], 0.0).sum()
+    for i, ((a, b), tail) in enumerate(zip(ol.cluster_bounds(cfg), params["tail"])):
+      mask = jax.random.bernoulli(jax.random.fold_in(rng, i), 0.5, (n, tail["P"].shape[1])) / 0.5
+      lp = jax.nn.log_softmax((h @ tail["P"]) * mask @ tail["W"] + tail["b"])
+      inside = (t >= a) & (t < b)
+      picked = head[:, s + i] + lp[jnp.arange(n), jnp.clip(t - a, 0, b - a - 1)]
+      total = total - jnp.where(inside, picked, 0.0).sum()
+    return dropped, undropped, exact, total
+
+  dropped, undropped, exact, total = losses(params, h, t, rng)
+  np.testing.assert_allclose(undropped, exact, rtol=1e-5)
   assert abs(float(dropped) - float(exact)) > 1e-3 * float(exact)  # the masks changed it
-  # The same loss written out: head log-softmax plus each cluster's softmax of (h P) m W + b.
-  head = jax.nn.log_softmax(h @ params["W_o"] + params["b_o"])
-  s = cfg.cutoffs[0]
-  total = -jnp.where(t < s, head[jnp.arange(n), jnp.minimum(t, s - 1)], 0.0).sum()
-  for i, ((a, b), tail) in enumerate(zip(ol.cluster_bounds(cfg), params["tail"])):
-    mask = jax.random.bernoulli(jax.random.fold_in(rng, i), 0.5, (n, tail["P"].shape[1])) / 0.5
-    lp = jax.nn.log_softmax((h @ tail["P"]) * mask @ tail["W"] + tail["b"])
-    inside = (t >= a) & (t < b)
-    picked = head[:, s + i] + lp[jnp.arange(n), jnp.clip(t - a, 0, b - a - 1)]
-    total = total - jnp.where(inside, picked, 0.0).sum()
   np.testing.assert_allclose(dropped, total, rtol=1e-5)
 
 
