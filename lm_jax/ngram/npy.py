@@ -138,7 +138,8 @@ class FileArray:
     if not q.size:
       return np.empty(q.shape, np.int64)
     qs, order = self._sorted(q.ravel())
-    blocks = np.maximum(np.searchsorted(self._index, qs, side="right") - 1, 0)
+    # The last block starting below q: the first value >= q is in it or starts the next.
+    blocks = np.maximum(np.searchsorted(self._index, qs) - 1, 0)
     out = np.empty(len(qs), np.int64)
     for b0, b1, i, j in self._spans(blocks):
       lo = b0 * self.per
