@@ -1,5 +1,6 @@
 """Shared fixtures: where the real corpora are, and tiny corpora written to tmp dirs."""
 
+import importlib.util
 import os
 import pathlib
 import shutil
@@ -18,8 +19,11 @@ def pytest_configure(config):
   runs they start in subprocesses (inheriting the environment) compile the same tiny models
   over and over. A cached executable is the one XLA compiled, so every number is unchanged.
   Set up once, by the controlling process, before any worker starts; removed at the end.
-  The size cap turns on jax's file lock, so concurrent writers and readers do not collide."""
+  The size cap turns on jax's file lock, so concurrent writers and readers do not collide.
+  A run the tests kill mid-write can leave an entry cut off: jax then warns and compiles."""
   if hasattr(config, "workerinput") or XLA_CACHE_ENV in os.environ:
+    return
+  if importlib.util.find_spec("filelock") is None:  # jax's lock needs it: no cache then.
     return
   config.lm_jax_xla_cache = tempfile.mkdtemp(prefix="lm_jax_tests_xla_cache_")
   os.environ.update({

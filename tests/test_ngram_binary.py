@@ -31,7 +31,10 @@ def test_mapped_model_scores_bit_for_bit(tmp_path):
   np.testing.assert_array_equal(
     mapped.next_logprobs([-1, -1, vocab.bos_id]), lm.next_logprobs([-1, -1, vocab.bos_id])
   )
-  # A damaged model directory is one clear error.
+  # A damaged model directory is one clear error: a file cut short, or one missing.
+  os.truncate(tmp_path / "m" / "keys4.npy", os.path.getsize(tmp_path / "m" / "keys4.npy") - 8)
+  with pytest.raises(ArpaError, match="keys4.npy is shorter than its header says"):
+    load_binary(str(tmp_path / "m"))
   os.remove(tmp_path / "m" / "logp3.npy")
   with pytest.raises(ArpaError, match="not a complete lm_jax binary n-gram model"):
     load_binary(str(tmp_path / "m"))
@@ -106,7 +109,8 @@ def test_file_array_gathers_and_searches_as_numpy(tmp_path):
   rng = np.random.default_rng(0)
   # Values spread out, and values repeated across the 4 KiB blocks (50 distinct in 5,000).
   cases = [(1, np.int64, 10**9), (1000, np.float32, 10**9), (70_001, np.int64, 10**9)]
-  for n, dtype, hi in [*cases, (5000, np.int64, 25)]:
+  # 300,000 values: the search index takes several reads, and searches cut their spans.
+  for n, dtype, hi in [*cases, (5000, np.int64, 25), (300_000, np.int64, 10**12)]:
     a = np.sort(rng.integers(-hi, hi, n)).astype(dtype)
     np.save(tmp_path / "a.npy", a)
     f = FileArray(str(tmp_path / "a.npy"))
@@ -115,7 +119,8 @@ def test_file_array_gathers_and_searches_as_numpy(tmp_path):
     np.testing.assert_array_equal(f[idx], a[idx])
     np.testing.assert_array_equal(f[np.arange(n)], a)
     assert f[np.empty(0, np.int64)].shape == (0,)
-    q = np.concatenate([rng.choice(a, 300), rng.integers(-2 * hi, 2 * hi, 300)])
+    edges = np.concatenate([a[:: f.per], [a[0] - 1, a[-1] + 1]]).astype(dtype)  # block starts
+    q = np.concatenate([rng.choice(a, 300), rng.integers(-2 * hi, 2 * hi, 300), edges])
     np.testing.assert_array_equal(f.searchsorted(q), np.searchsorted(a, q))
     np.testing.assert_array_equal(f.searchsorted(np.sort(q)), np.searchsorted(a, np.sort(q)))
     for x in q[::20]:  # one at a time: each read starts at the query's own block

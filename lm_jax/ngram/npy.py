@@ -79,6 +79,10 @@ class FileArray:
       self.offset = f.tell()
     self.path, self.per, self._index = path, max(1, self.BLOCK // self.dtype.itemsize), None
     self._fd = os.open(path, os.O_RDONLY)
+    if os.fstat(self._fd).st_size < self.offset + self.size * self.dtype.itemsize:
+      os.close(self._fd)
+      self._fd = None
+      raise ValueError(f"{path} is shorter than its header says")
 
   def __len__(self) -> int:
     return self.size
