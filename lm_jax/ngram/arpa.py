@@ -1,7 +1,8 @@
 """ARPA back-off files: log10 probabilities and back-off weights, read strictly and written.
 
-Probabilities are written with Python's shortest round-trip float format, so
-a model read back has the same log10 values bit for bit.  ``-99`` stands for
+Values are written with the shortest digits that read back to the same float64
+(Python's ``repr``, formatted a chunk at a time by ``arpa_format``), so a model
+read back has the same log10 values bit for bit.  ``-99`` stands for
 probability zero (``<s>``, which is never predicted, and zero-count words of
 unsmoothed models).  Files ending in ``.gz`` are (de)compressed on the fly.
 
@@ -15,6 +16,7 @@ character-level lines are read in ``write_arpa``'s exact layout
 
 from __future__ import annotations
 
+import gzip
 import math
 import os
 import shutil
@@ -24,61 +26,69 @@ import numpy as np
 
 from lm_jax.data.vocab import BOS, EOS, UNK, Vocab
 from lm_jax.errors import ArpaError
-from lm_jax.ngram.arpa_reader import LN10, REWRITE, ZERO, _open, _Reader
+from lm_jax.ngram import arpa_format
+from lm_jax.ngram.arpa_reader import REWRITE, _Reader
 from lm_jax.ngram.counts import Counts, extend
 from lm_jax.ngram.smoothing import Tables
 
 
-def _fmt(ln_values: np.ndarray) -> list[str]:
-  """log10 strings (shortest round-trip repr) of natural-log values; log 0 -> -99."""
-  text = list(map(float.__repr__, (ln_values / LN10).tolist()))  # repr, without dispatch
-  for i in np.flatnonzero(np.isneginf(ln_values)).tolist():
-    text[i] = repr(ZERO)
-  return text
+def _open_bytes(path: str):
+  return gzip.open(path, "wb") if str(path).endswith(".gz") else open(path, "wb")
+
+
+def _trie_ids(trie, k: int, lo: int, hi: int) -> np.ndarray:
+  """Word ids [hi - lo, k] of n-grams ``lo:hi`` of order k (w1 first), along suffix links."""
+  if k == 1:
+    return np.arange(lo, hi)[:, None]
+  o = trie.orders[k - 2]
+  cols, s = [o.first[lo:hi]], o.suffix[lo:hi]
+  for j in range(k - 1, 1, -1):
+    o = trie.orders[j - 2]
+    cols.append(o.first[s])
+    s = o.suffix[s]
+  cols.append(s)  # Unigram ranks are word ids.
+  return np.stack(cols, axis=1)
 
 
 def _sections(model, orders, out) -> None:
-  """Writes the ``\\k-grams:`` section of each order in ``orders`` to ``out(k)``.
+  """Writes the ``\\k-grams:`` section of each order in ``orders`` to ``out(k)`` (binary).
 
-  An n-gram's text is its first word and its suffix's text (the trie's suffix links),
-  so each order costs one string concatenation and one line format per entry.
+  Lines are built ``SECTION_ROWS`` n-grams at a time by ``arpa_format.lines`` from
+  the n-grams' word ids, which the trie's suffix links give.
   """
   trie, tables, vocab = model.trie, model.tables, model.vocab
-  n = trie.order
-  names = list(vocab.tokens)
-  for k in range(1, max(orders) + 1):
-    if k > 1:
-      o = trie.orders[k - 2]
-      toks, prev = vocab.tokens, names
-      names = [toks[w] + " " + prev[s] for w, s in zip(o.first.tolist(), o.suffix.tolist())]
-    if k not in orders:
-      continue
-    logp = tables.logp[k - 1].copy()
+  words = arpa_format.Words(vocab.tokens)
+  for k in sorted(orders):
+    logp = tables.logp[k - 1]
     if k == 1:
+      logp = logp.copy()
       logp[vocab.bos_id] = -math.inf
     # Back-off weights belong to n-grams that are contexts of a longer n-gram.
-    is_context = (
-      np.bincount(trie.orders[k - 1].prefix, minlength=len(names)) > 0
-      if k < n
-      else np.zeros(len(names), bool)
-    )
-    lines = format_lines(logp, names, tables.logbow[k - 1], is_context)
-    f = out(k)
-    f.write(f"\n\\{k}-grams:\n")
-    f.write("\n".join(lines))
-    f.write("\n")
+    logbow = np.full(len(logp), np.nan)
+    if k < trie.order:
+      is_context = np.bincount(trie.orders[k - 1].prefix, minlength=len(logp)) > 0
+      logbow[is_context] = tables.logbow[k - 1][is_context]
+    write_section(out(k), k, _trie_chunks(trie, k, logp, logbow), words)
 
 
-def format_lines(logp, names: list[str], logbow, is_context: np.ndarray) -> list[str]:
-  """ARPA lines ``log10p<TAB>ngram[<TAB>log10bow]`` (a back-off only where ``is_context``)."""
-  probs = _fmt(np.asarray(logp))
-  if not is_context.any():
-    return [f"{p}\t{m}" for p, m in zip(probs, names)]
-  bows = iter(_fmt(np.asarray(logbow)[is_context]))  # Formatted where written only.
-  return [
-    f"{p}\t{m}\t{next(bows)}" if c else f"{p}\t{m}"
-    for p, m, c in zip(probs, names, is_context.tolist())
-  ]
+def _trie_chunks(trie, k: int, logp, logbow):
+  for lo in range(0, len(logp), SECTION_ROWS):
+    hi = min(lo + SECTION_ROWS, len(logp))
+    yield _trie_ids(trie, k, lo, hi), logp[lo:hi], logbow[lo:hi]
+
+
+SECTION_ROWS = 1 << 18  # n-grams per formatted chunk: about 16 MiB of text.
+
+
+def write_section(f, k: int, chunks, words) -> None:
+  """Writes ``\\k-grams:`` and the lines of ``chunks``: (word ids, ln p, ln bow or NaN) each."""
+  f.write(f"\n\\{k}-grams:\n".encode())
+  empty = True
+  for ids, logp, logbow in chunks:
+    f.write(arpa_format.lines(words, ids, logp, logbow))
+    empty = False
+  if empty:
+    f.write(b"\n")
 
 
 # Below this many n-grams one process writes the file (a fork costs more than it saves).
@@ -136,10 +146,10 @@ class ArpaWriter:
   def finish(self) -> None:
     n, sizes = _shape(self.model)
     if not self.parts:  # One process: straight into the file.
-      with _open(self.path, "w") as f:
+      with _open_bytes(self.path) as f:
         _header(f, sizes)
         _write(self.model, range(1, n + 1), lambda k: f)
-        f.write("\n\\end\\\n")
+        f.write(b"\n\\end\\\n")
       return
     _write_parts(self.model, self.mine, self.parts)
     _, status = os.waitpid(self.pid, 0)
@@ -148,12 +158,12 @@ class ArpaWriter:
       raise OSError(
         f"the process writing orders {sorted(self.theirs)} of {self.path} failed ({status})"
       )
-    with _open(self.path, "w") as f:
+    with _open_bytes(self.path) as f:
       _header(f, sizes)
       for k in range(1, n + 1):
-        with open(self.parts[k], encoding="utf-8", newline="") as src:
+        with open(self.parts[k], "rb") as src:
           shutil.copyfileobj(src, f, 1 << 22)
-      f.write("\n\\end\\\n")
+      f.write(b"\n\\end\\\n")
 
   def close(self) -> None:
     if self.pid is not None:
@@ -179,13 +189,13 @@ def _write(model, orders, out) -> None:
 
 
 def _header(f, sizes: list[int]) -> None:
-  f.write("\\data\\\n")
+  f.write(b"\\data\\\n")
   for k, size in enumerate(sizes, start=1):
-    f.write(f"ngram {k}={size}\n")
+    f.write(f"ngram {k}={size}\n".encode())
 
 
 def _write_parts(model, orders: set[int], parts: dict[int, str]) -> None:
-  files = {k: open(parts[k], "w", encoding="utf-8", newline="") for k in orders}
+  files = {k: open(parts[k], "wb") for k in orders}
   try:
     _write(model, orders, files.__getitem__)
   finally:

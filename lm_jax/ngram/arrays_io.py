@@ -4,7 +4,7 @@
 ``NGramLM`` (sizes and the text of each order's section), so the ARPA file is the
 same byte for byte; ``save_scoring`` writes the ``binary`` format that
 ``binary.load_binary`` scores from.  Memory stays bounded: each order
-is read ``rows`` n-grams at a time, and an n-gram's text is built from its
+is read ``rows`` n-grams at a time, and an n-gram's words are read from its
 suffix's (a contiguous range one order down, since the trie is sorted by suffix).
 """
 
@@ -16,7 +16,8 @@ import numpy as np
 
 from lm_jax.data.vocab import Vocab
 from lm_jax.ngram import npy
-from lm_jax.ngram.arpa import format_lines
+from lm_jax.ngram.arpa import write_section
+from lm_jax.ngram.arpa_format import Words
 from lm_jax.ngram.binary import write_header
 
 ROWS = 1 << 18
@@ -32,33 +33,29 @@ class ArrayModel:
   def sizes(self) -> list[int]:
     return self.estimate.sizes()
 
-  def _names(self, k: int, lo: int, hi: int) -> list[str]:
-    """The text of n-grams ``lo:hi`` of order k, from their suffixes' (one order down)."""
+  def _ids(self, k: int, lo: int, hi: int) -> np.ndarray:
+    """Word ids [hi - lo, k] of n-grams ``lo:hi`` of order k, from their suffixes' (one order down)."""
     o = self.estimate.orders[k - 1]
-    toks = self.vocab.tokens
-    first = o.read("first", lo, hi).tolist()
+    first = o.read("first", lo, hi)
     if k == 1:
-      return [toks[w] for w in first]
+      return first[:, None]
     suffix = o.read("suffix", lo, hi)
     if not len(suffix):
-      return []
+      return np.zeros((0, k), np.int32)
     base = int(suffix[0])  # Sorted: the suffixes are one contiguous range below.
-    below = self._names(k - 1, base, int(suffix[-1]) + 1)
-    return [toks[w] + " " + below[s - base] for w, s in zip(first, suffix.tolist())]
+    below = self._ids(k - 1, base, int(suffix[-1]) + 1)
+    return np.column_stack([first, below[suffix - base]])
+
+  def _chunks(self, k: int):
+    o = self.estimate.orders[k - 1]
+    for lo in range(0, o.size, self.rows):
+      hi = min(lo + self.rows, o.size)
+      yield self._ids(k, lo, hi), o.read("logp", lo, hi), o.read("logbow", lo, hi)
 
   def write_sections(self, orders, out) -> None:
+    words = Words(self.vocab.tokens)
     for k in sorted(orders):
-      o = self.estimate.orders[k - 1]
-      f = out(k)
-      f.write(f"\n\\{k}-grams:\n")
-      for lo in range(0, o.size, self.rows):
-        hi = min(lo + self.rows, o.size)
-        logbow = o.read("logbow", lo, hi)
-        lines = format_lines(
-          o.read("logp", lo, hi), self._names(k, lo, hi), logbow, ~np.isnan(logbow)
-        )
-        f.write("\n".join(lines))
-        f.write("\n")
+      write_section(out(k), k, self._chunks(k), words)
 
 
 def save_scoring(estimate, vocab: Vocab, directory: str, smoothing: str, rows: int = ROWS) -> None:
