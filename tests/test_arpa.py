@@ -1,12 +1,15 @@
 import gzip
+import io
 import math
 
 import numpy as np
 import pytest
 
+from lm_jax.data import corpus
 from lm_jax.data.tokens import encode_sentences
 from lm_jax.data.vocab import Vocab
 from lm_jax.errors import ArpaError
+from lm_jax.ngram import arpa_writer
 from lm_jax.ngram.arpa import check_normalization, read_arpa, write_arpa
 from lm_jax.ngram.counts import lookup
 from lm_jax.ngram.model import NGramLM
@@ -136,13 +139,45 @@ def test_forked_writer_writes_the_same_bytes(tmp_path):
     "from lm_jax.ngram.model import NGramLM; "
     "s = corpus.load('pydoc').splits['train']; v = Vocab.build(s); "
     "lm = NGramLM.estimate(encode_sentences(v, s), v, 4, 'modified_kneser_ney'); "
-    "arpa.PARALLEL_MIN_NGRAMS = 0; "
+    "from lm_jax.ngram import arpa_writer; arpa_writer.PARALLEL_MIN_NGRAMS = 0; "
     f"arpa.write_arpa(lm, {str(tmp_path / 'forked.arpa')!r}); "
     f"arpa.write_arpa(lm, {str(tmp_path / 'one.arpa')!r}, parallel=False); "
-    "print(len(arpa._assign(lm.trie.sizes())[1]), 'jax' in sys.modules)"
+    "print(arpa_writer.cut(lm.trie.sizes()), sum(lm.trie.sizes()), 'jax' in sys.modules)"
   )
-  child_orders, jax_started = run_python(script).split()
-  assert 1 <= int(child_orders) <= 3 and jax_started == "False"
+  cut, total, jax_started = run_python(script).split()
+  assert 0 < int(cut) < int(total) and jax_started == "False"
   forked, one = (tmp_path / "forked.arpa").read_bytes(), (tmp_path / "one.arpa").read_bytes()
   assert forked == one and b"\\4-grams:" in forked
   assert sorted(p.name for p in tmp_path.iterdir()) == ["forked.arpa", "one.arpa"]  # no part left
+
+
+def test_line_ranges_tile_the_file(tmp_path):
+  # Any cut, an order boundary included, gives the same body; so does an empty order.
+  s = corpus.load("pydoc").splits["train"][:40] + [["a"], ["b", "a"]]
+  v = Vocab.build(s)
+  lm = NGramLM.estimate(encode_sentences(v, s), v, 4, "modified_kneser_ney")
+  short = NGramLM.estimate(
+    encode_sentences(v, s[-2:]), v, 5, "modified_kneser_ney", discount_fallback="0.5,1.0,1.5"
+  )
+  assert short.trie.sizes()[-1] == 0  # "<s> b a </s>" has no 5-gram.
+  for model in (lm, short):
+    _check_tiling(model)
+
+
+def _check_tiling(lm):
+  sizes = lm.trie.sizes()
+  whole = io.BytesIO()
+  arpa_writer.write_lines(lm, whole, 0, sum(sizes) + 1)
+  for at in sorted({0, 1, sizes[0], sizes[0] + 3, sum(sizes[:3]), sum(sizes) - 1, sum(sizes)}):
+    a, b = io.BytesIO(), io.BytesIO()
+    arpa_writer.write_lines(lm, a, 0, at)
+    arpa_writer.write_lines(lm, b, at, sum(sizes) + 1)
+    assert a.getvalue() + b.getvalue() == whole.getvalue(), at
+
+
+def test_cut_balances_the_weighted_lines():
+  # Weights 1.3 below the top order, 1 at it: sizes 10, 20 cost 13 + 20 = 33; half is 16.5:
+  # all 10 first-order lines (13) and 3.5 top-order lines, rounded down to 3: cut at 13.
+  assert arpa_writer.cut([10, 20]) == 13
+  assert arpa_writer.cut([10, 20], busy=33) == 0  # The caller is busy the whole time.
+  assert arpa_writer.cut([10, 20], busy=7) == 10  # (33 - 7) / 2 = 13: exactly order 1.

@@ -1,7 +1,7 @@
 """Files from an out-of-core model's per-order arrays (``external.Estimate``), chunk by chunk.
 
-``ArrayModel`` gives ``arpa.ArpaWriter`` the same interface as an in-memory
-``NGramLM`` (sizes and the text of each order's section), so the ARPA file is the
+``ArrayModel`` gives ``arpa_writer.ArpaWriter`` the same interface as an in-memory
+``NGramLM`` (sizes, and each order's n-grams chunk by chunk), so the ARPA file is the
 same byte for byte; ``save_scoring`` writes the ``binary`` format that
 ``binary.load_binary`` scores from.  Memory stays bounded: each order
 is read ``rows`` n-grams at a time, and an n-gram's words are read from its
@@ -16,15 +16,13 @@ import numpy as np
 
 from lm_jax.data.vocab import Vocab
 from lm_jax.ngram import npy
-from lm_jax.ngram.arpa import write_section
-from lm_jax.ngram.arpa_format import Words
 from lm_jax.ngram.binary import write_header
 
 ROWS = 1 << 18
 
 
 class ArrayModel:
-  """An ``external.Estimate`` with its vocabulary, as ``arpa.ArpaWriter`` reads a model."""
+  """An ``external.Estimate`` with its vocabulary, as ``arpa_writer.ArpaWriter`` reads a model."""
 
   def __init__(self, estimate, vocab: Vocab, rows: int = ROWS):
     self.estimate, self.vocab, self.rows = estimate, vocab, rows
@@ -46,16 +44,16 @@ class ArrayModel:
     below = self._ids(k - 1, base, int(suffix[-1]) + 1)
     return np.column_stack([first, below[suffix - base]])
 
-  def _chunks(self, k: int):
+  def section(self, k: int):
+    """``(size, chunks)`` of order k, as ``arpa_writer.section_source``."""
     o = self.estimate.orders[k - 1]
-    for lo in range(0, o.size, self.rows):
-      hi = min(lo + self.rows, o.size)
-      yield self._ids(k, lo, hi), o.read("logp", lo, hi), o.read("logbow", lo, hi)
 
-  def write_sections(self, orders, out) -> None:
-    words = Words(self.vocab.tokens)
-    for k in sorted(orders):
-      write_section(out(k), k, self._chunks(k), words)
+    def chunks(lo: int, hi: int):
+      for a in range(lo, hi, self.rows):
+        b = min(a + self.rows, hi)
+        yield self._ids(k, a, b), o.read("logp", a, b), o.read("logbow", a, b)
+
+    return o.size, chunks
 
 
 def save_scoring(estimate, vocab: Vocab, directory: str, smoothing: str, rows: int = ROWS) -> None:
