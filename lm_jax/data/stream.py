@@ -11,15 +11,20 @@ are cut into chunks the same way.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import itertools
 import pathlib
 from collections.abc import Callable, Iterator
+
+import numpy as np
 
 from lm_jax.data import corpus as corpus_lib
 from lm_jax.data.lm1b import ShardedCorpus
 from lm_jax.data.pipeline import load_data
 from lm_jax.data.tokens import TokenArray, encode_sentences
-from lm_jax.data.vocab import Vocab
+from lm_jax.data.vocab import EOS_ID, UNK_ID, Vocab
+from lm_jax.data.wordsplit import split_lines
 from lm_jax.errors import CorpusError
 from lm_jax.spec import DataSpec
 
@@ -45,16 +50,46 @@ def slices(tokens: TokenArray, max_tokens: int) -> Iterator[TokenArray]:
     a = b
 
 
-def _blocks(path: pathlib.Path, block_bytes: int) -> Iterator[list[list[str]]]:
-  """Sentences (one per line, split at whitespace) in blocks of about ``block_bytes``."""
-  try:
-    with open(path, encoding="utf-8", newline="\n") as f:
-      while lines := f.readlines(block_bytes):
-        yield [line.split() for line in lines]
-  except UnicodeDecodeError as e:
-    raise CorpusError(
-      f"{path} is not UTF-8 ({e}); convert it, e.g. `iconv -f latin1 -t utf-8`."
-    ) from None
+def _blocks(path: pathlib.Path, block_bytes: int) -> Iterator[bytes]:
+  """Whole lines of a file, about ``block_bytes`` at a time, checked to be UTF-8."""
+  at = 0
+  with open(path, "rb") as f:
+    while block := f.read(block_bytes):
+      block += f.readline()  # On to the end of the line.
+      try:
+        block.decode("utf-8")
+      except UnicodeDecodeError as e:
+        raise CorpusError(
+          f"{path} is not UTF-8 (byte {at + e.start}: {block[e.start : e.start + 4]!r}); "
+          "convert it, e.g. `iconv -f latin1 -t utf-8`."
+        ) from None
+      at += len(block)
+      yield block
+
+
+def _vocab(path: pathlib.Path, block_bytes: int, data: DataSpec) -> Vocab:
+  counts, lines = collections.Counter(), 0
+  for block in _blocks(path, block_bytes):
+    tokens, per_line = split_lines(block)
+    counts.update(tokens)
+    lines += len(per_line)
+  words = collections.Counter({t.decode("utf-8"): c for t, c in counts.items()})
+  del counts
+  return Vocab.from_counts(words, lines, "word", data.min_count or 1, data.max_size)
+
+
+def encode_lines(index: dict[bytes, int], tokens: list[bytes], per_line: np.ndarray) -> TokenArray:
+  """Sentences of ``per_line`` tokens each (``index``'s keys), each followed by ``</s>``."""
+  words = np.fromiter(map(index.get, tokens, itertools.repeat(-1)), np.int32, len(tokens))
+  starts = np.zeros(len(per_line) + 1, np.int64)
+  np.cumsum(per_line + 1, out=starts[1:])
+  ids = np.full(int(starts[-1]), EOS_ID, np.int32)
+  is_word = np.ones(len(ids), bool)
+  is_word[starts[1:] - 1] = False
+  ids[is_word] = words
+  oov = ids < 0
+  ids[oov] = UNK_ID
+  return TokenArray(ids=ids, starts=starts, oov=oov)
 
 
 def stream_data(data: DataSpec, chunk_tokens: int) -> StreamedCorpus:
@@ -73,12 +108,7 @@ def stream_data(data: DataSpec, chunk_tokens: int) -> StreamedCorpus:
   paths = corpus_lib.directory_files(root)
   block = max(1 << 12, chunk_tokens * 6)  # About 6 bytes of text per token.
   train_path = paths["train"]
-  vocab = Vocab.build(
-    (s for b in _blocks(train_path, block) for s in b),
-    level="word",
-    min_count=data.min_count or 1,
-    max_size=data.max_size,
-  )
+  vocab = _vocab(train_path, block, data)
   if not sum(vocab.counts) - vocab.counts[1]:  # Every token but the </s> of each line.
     raise CorpusError(f"{train_path} has no words; a corpus file needs at least one line of text.")
   heldout = {}
@@ -94,8 +124,10 @@ def stream_data(data: DataSpec, chunk_tokens: int) -> StreamedCorpus:
     sentences,
   )
 
+  index = {t.encode("utf-8"): i for i, t in enumerate(vocab.tokens)}
+
   def train() -> Iterator[TokenArray]:
-    for sents in _blocks(train_path, block):
-      yield encode_sentences(vocab, sents)
+    for b in _blocks(train_path, block):
+      yield encode_lines(index, *split_lines(b))
 
   return StreamedCorpus(info, vocab, heldout, train, sum(vocab.counts))

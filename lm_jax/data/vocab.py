@@ -79,13 +79,25 @@ class Vocab:
     max_size: int | None = None,
   ) -> Vocab:
     """Builds a vocabulary from training sentences (token lists) only."""
-    if min_count < 1:
-      raise VocabError(f"min_count must be >= 1, got {min_count}.")
     counts = collections.Counter()
     num_sentences = 0
     for sent in sentences:
       counts.update(sent)
       num_sentences += 1
+    return cls.from_counts(counts, num_sentences, level, min_count, max_size)
+
+  @classmethod
+  def from_counts(
+    cls,
+    counts: collections.Counter,
+    num_sentences: int,
+    level: str = "word",
+    min_count: int = 1,
+    max_size: int | None = None,
+  ) -> Vocab:
+    """``build`` from the training text's token counts (``counts`` is consumed)."""
+    if min_count < 1:
+      raise VocabError(f"min_count must be >= 1, got {min_count}.")
     for reserved in (BOS, EOS):
       if counts.get(reserved) and level == "word":
         raise VocabError(
