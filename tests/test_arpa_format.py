@@ -91,3 +91,13 @@ def test_gather_concatenates_segments_in_order():
   starts = np.array([[3, 0], [9, 5], [0, 1]])
   lengths = np.array([[2, 1], [1, 0], [0, 3]])
   assert arpa_format.gather(source, starts, lengths) == b"dea" + b"j" + b"bcd"
+
+
+def test_the_workspace_grows_and_keeps_the_words():
+  words = arpa_format.Words(["<unk>", "</s>", "é", "<s>"])
+  small = words.source(np.frombuffer(b"12", np.uint8))
+  assert small.tobytes() == "<unk> </s> é <s> 12".encode()
+  big = np.full(3 << 20, ord("x"), np.uint8)  # Beyond the first workspace.
+  got = words.source(big, np.frombuffer(b"!", np.uint8))
+  assert got[: words.size].tobytes() == "<unk> </s> é <s> ".encode()
+  assert got[words.size :].tobytes() == b"x" * (3 << 20) + b"!"
