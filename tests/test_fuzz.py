@@ -1,9 +1,11 @@
 """Bad input: corpora, vocabularies, ARPA files and configs either load or raise an LMJaxError."""
 
+import contextlib
 import json
 import math
 import pathlib
 import tempfile
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -33,8 +35,11 @@ def accepts_or_explains(fn, *args, **kwargs):
     return None
 
 
-def scratch() -> pathlib.Path:
-  return pathlib.Path(tempfile.mkdtemp(prefix="lm_jax_fuzz_"))
+@contextlib.contextmanager
+def scratch() -> Iterator[pathlib.Path]:
+  """A temporary directory for one example, removed after it (hypothesis reuses fixtures)."""
+  with tempfile.TemporaryDirectory(prefix="lm_jax_fuzz_") as d:
+    yield pathlib.Path(d)
 
 
 # Text that stresses line splitting and tokenizing: reserved tokens, odd line breaks, controls.
@@ -66,30 +71,32 @@ BYTES = st.one_of(
 @FUZZ
 @given(train_=BYTES, valid=BYTES, test=BYTES, level=st.sampled_from(["word", "char", None]))
 def test_corpus_directories(train_, valid, test, level):
-  root = scratch()
-  for name, data in (("train", train_), ("valid", valid), ("test", test)):
-    (root / f"{name}.txt").write_bytes(data)
-  data = data_config(None, level)
-  data.dir = str(root)
-  out = accepts_or_explains(load_data, data)
-  if out is not None:  # Loaded: every split is encoded with the train vocabulary.
-    _, vocab, splits = out
-    assert all(s.ids.max(initial=0) < vocab.bos_id for s in splits.values())
+  with scratch() as root:
+    for name, data in (("train", train_), ("valid", valid), ("test", test)):
+      (root / f"{name}.txt").write_bytes(data)
+    data = data_config(None, level)
+    data.dir = str(root)
+    out = accepts_or_explains(load_data, data)
+    if out is not None:  # Loaded: every split is encoded with the train vocabulary.
+      _, vocab, splits = out
+      assert all(s.ids.max(initial=0) < vocab.bos_id for s in splits.values())
 
 
 @FUZZ
 @given(data=BYTES, level=st.sampled_from(["word", "char"]))
 def test_raw_corpus_files(data, level):
-  path = scratch() / "raw.txt"
-  path.write_bytes(data)
-  accepts_or_explains(corpus.load_file, str(path), level)
+  with scratch() as tmp:
+    path = tmp / "raw.txt"
+    path.write_bytes(data)
+    accepts_or_explains(corpus.load_file, str(path), level)
 
 
 def test_a_huge_line_is_one_sentence():
-  path = scratch() / "huge.txt"
-  path.write_text("a b " * 1_000_000 + "\nshort line\n", encoding="utf-8")
-  raw = corpus.load_file(str(path), "word", fractions=(0.5, 0.25))
-  assert len(raw.splits["train"]) == 1 and len(raw.splits["train"][0]) == 2_000_000
+  with scratch() as tmp:
+    path = tmp / "huge.txt"
+    path.write_text("a b " * 1_000_000 + "\nshort line\n", encoding="utf-8")
+    raw = corpus.load_file(str(path), "word", fractions=(0.5, 0.25))
+    assert len(raw.splits["train"]) == 1 and len(raw.splits["train"][0]) == 2_000_000
 
 
 JSON = st.recursive(
@@ -121,14 +128,15 @@ VOCAB_JSON = st.one_of(
   raw=st.one_of(st.none(), st.none(), st.binary(max_size=50)),
 )
 def test_vocab_files(obj, raw):
-  path = scratch() / "vocab.json"
-  if raw is None:
-    path.write_text(json.dumps(obj), encoding="utf-8")
-  else:
-    path.write_bytes(raw)
-  vocab = accepts_or_explains(Vocab.load, str(path))
-  if vocab is not None:
-    assert vocab.tokens[:2] == ("<unk>", "</s>") and vocab.tokens[-1] == "<s>"
+  with scratch() as tmp:
+    path = tmp / "vocab.json"
+    if raw is None:
+      path.write_text(json.dumps(obj), encoding="utf-8")
+    else:
+      path.write_bytes(raw)
+    vocab = accepts_or_explains(Vocab.load, str(path))
+    if vocab is not None:
+      assert vocab.tokens[:2] == ("<unk>", "</s>") and vocab.tokens[-1] == "<s>"
 
 
 def valid_arpa() -> str:
@@ -137,9 +145,10 @@ def valid_arpa() -> str:
   lm = NGramLM.estimate(
     encode_sentences(vocab, sents), vocab, 3, "kneser_ney", discount_fallback="0.5,1.0,1.5"
   )
-  path = scratch() / "ok.arpa"
-  write_arpa(lm, str(path))
-  return path.read_text(encoding="utf-8")
+  with scratch() as tmp:
+    path = tmp / "ok.arpa"
+    write_arpa(lm, str(path))
+    return path.read_text(encoding="utf-8")
 
 
 ARPA = valid_arpa()
@@ -191,11 +200,12 @@ def mutated_arpa(draw):
 @FUZZ
 @given(text=st.one_of(mutated_arpa(), TEXT, st.just(ARPA)), level=st.sampled_from(["word", "char"]))
 def test_arpa_files(text, level):
-  path = scratch() / "lm.arpa"
-  path.write_text(text, encoding="utf-8", errors="surrogatepass")
-  lm = accepts_or_explains(read_arpa, str(path), level)
-  if lm is not None and text == ARPA:
-    assert lm.vocab.size == 6
+  with scratch() as tmp:
+    path = tmp / "lm.arpa"
+    path.write_text(text, encoding="utf-8", errors="surrogatepass")
+    lm = accepts_or_explains(read_arpa, str(path), level)
+    if lm is not None and text == ARPA:
+      assert lm.vocab.size == 6
 
 
 FIELDS = [
