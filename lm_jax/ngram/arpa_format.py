@@ -18,7 +18,8 @@ import orjson
 
 from lm_jax.ngram.arpa_reader import LN10, ZERO
 
-# ``repr`` writes positional notation for 1e-4 <= |x| < 1e16 (and 0); orjson may differ outside.
+# ``repr`` writes positional notation for 1e-4 <= |x| < 1e16 (and 0); orjson may differ
+# outside.  Numbers outside [1e-4, 1e15) (a margin below 1e16) are formatted by ``repr``.
 _POSITIONAL = (1e-4, 1e15)
 
 
@@ -35,8 +36,8 @@ def _numbers(values: np.ndarray, before: bytes, after: bytes):
     return np.zeros(0, np.uint8), np.zeros(0, np.int64), np.zeros(0, np.int64)
   with np.errstate(invalid="ignore"):
     mag = np.abs(values)
-    odd = ~((mag >= _POSITIONAL[0]) & (mag < _POSITIONAL[1]) | (values == 0))
-  # orjson writes null for NaN and infinities: those are odd, formatted below.
+    by_repr = ~((mag >= _POSITIONAL[0]) & (mag < _POSITIONAL[1]) | (values == 0))
+  # orjson writes null for NaN and infinities: those too are formatted by repr below.
   text = orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY)
   text = np.frombuffer(text, np.uint8).copy()
   ends = np.flatnonzero(text == ord(","))
@@ -47,7 +48,7 @@ def _numbers(values: np.ndarray, before: bytes, after: bytes):
   text[ends[::2]] = ord(after)
   text[ends[1::2]] = ord(before)
   lengths = ends + 1 - starts
-  where = np.flatnonzero(odd)
+  where = np.flatnonzero(by_repr)
   if len(where):
     seps = np.where(where % 2 == 0, ord(after), ord(before)).astype(np.uint8).tobytes()
     extra = [
