@@ -1,7 +1,7 @@
 """Writing a model as an ARPA file, in two processes where that pays.
 
 A model is written as one sequence of lines, orders 1..N one after the other.  A
-model gives, for each order k, ``(size, chunks)``: ``chunks(lo, hi)`` yields
+model gives, for each order k, ``chunks``: ``chunks(lo, hi)`` yields
 (word ids [n, k], ln p, ln back-off or NaN) for its n-grams ``lo:hi`` in file order;
 ``arpa_format.lines`` turns each into bytes.  ``section_source`` gives that for an
 in-memory ``NGramLM`` (word ids along the trie's suffix links); the out-of-core
@@ -46,7 +46,7 @@ ROWS = 1 << 18  # n-grams per chunk of an in-memory model.
 
 
 def section_source(model, k: int):
-  """``(size, chunks)`` of order k of a model: ``NGramLM``, or anything with ``section``."""
+  """``chunks`` of order k of a model: ``NGramLM``, or anything with ``section``."""
   if hasattr(model, "section"):
     return model.section(k)
   trie, tables, vocab = model.trie, model.tables, model.vocab
@@ -65,7 +65,7 @@ def section_source(model, k: int):
       b = min(a + ROWS, hi)
       yield _trie_ids(trie, k, a, b), logp[a:b], logbow[a:b]
 
-  return len(logp), chunks
+  return chunks
 
 
 def _shape(model) -> list[int]:
@@ -88,8 +88,7 @@ def write_lines(model, f, start: int, stop: int) -> None:
       if not size:
         f.write(b"\n")
     if hi > lo:
-      _, chunks = section_source(model, k)
-      for ids, logp, logbow in chunks(lo, hi):
+      for ids, logp, logbow in section_source(model, k)(lo, hi):
         f.write(arpa_format.lines(words, ids, logp, logbow))
     at += size
 

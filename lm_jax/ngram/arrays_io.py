@@ -26,7 +26,6 @@ class ArrayModel:
 
   def __init__(self, estimate, vocab: Vocab, rows: int = ROWS):
     self.estimate, self.vocab, self.rows = estimate, vocab, rows
-    self.order = len(estimate.orders)
 
   def sizes(self) -> list[int]:
     return self.estimate.sizes()
@@ -45,7 +44,7 @@ class ArrayModel:
     return np.column_stack([first, below[suffix - base]])
 
   def section(self, k: int):
-    """``(size, chunks)`` of order k, as ``arpa_writer.section_source``."""
+    """``chunks(lo, hi)`` of order k, as ``arpa_writer.section_source``."""
     o = self.estimate.orders[k - 1]
 
     def chunks(lo: int, hi: int):
@@ -53,7 +52,7 @@ class ArrayModel:
         b = min(a + self.rows, hi)
         yield self._ids(k, a, b), o.read("logp", a, b), o.read("logbow", a, b)
 
-    return o.size, chunks
+    return chunks
 
 
 def save_scoring(estimate, vocab: Vocab, directory: str, smoothing: str, rows: int = ROWS) -> None:
