@@ -1,4 +1,4 @@
-"""What ran a job: library versions, Python, platform, devices and XLA flags (``run.json``)."""
+"""What ran a job: library versions, Python, platform, devices, XLA flags and host allocator (``run.json``)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import os
 import platform
 import sys
 from importlib import metadata
+
+from lm_jax import host_memory
 
 _PACKAGES = (
   "lm_jax",
@@ -41,6 +43,7 @@ def environment() -> dict:
     "backend": jax.default_backend() if jax else "numpy",
     "process_count": jax.process_count() if jax else 1,
     "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
+    "host_malloc": host_memory.setting(),
   }
 
 

@@ -18,7 +18,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from lm_jax import parallel
+from lm_jax import host_memory, parallel
 from lm_jax.checkpoint import Checkpointer, Preemption, run_meta
 from lm_jax.data import batching
 from lm_jax.data.pipeline import load_data
@@ -111,6 +111,7 @@ def train_and_evaluate(
   """
   clock_start = time.perf_counter()  # elapsed_s counts data loading and compilation too.
   spec = parse_neural(config)  # Everything is checked before any file is read or written.
+  host_memory.keep_freed_memory()  # Before the backend starts its threads.
   parallel.initialize_distributed()  # Before any computation: every process joins one mesh.
   mesh = parallel.make_mesh(spec.mesh.model)
   parallel.check_divisible(spec.train.batch_size, mesh, "train.batch_size")
