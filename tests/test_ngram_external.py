@@ -203,3 +203,37 @@ def test_a_budget_too_small_names_the_fix(tmp_path):
       out_dir=str(tmp_path / "arrays"),
     )
   assert [p.name for p in tmp_path.iterdir()] == ["arrays"]
+
+
+def test_evaluate_false_writes_the_same_arpa_and_scores_nothing(tmp_path):
+  """Text in, ARPA out (``evaluate=False num_samples=0``, lmplz's work): the same file, no
+  eval records, and out of core no scoring arrays; dumps without scores are refused."""
+  import json
+
+  from configs.ngram import get_config
+  from lm_jax.ngram.run import run
+  from lm_jax.ngram.spec import parse_ngram
+
+  sents = [" ".join(s) for s in _generated(20_000)]
+  root = write_corpus(tmp_path / "c", "\n".join(sents) + "\n", "a b zz\n", "b a\n")
+  for memory in (None, "200M"):
+    for evaluate in (True, False):
+      c = get_config()
+      c.order, c.data.name, c.data.dir, c.write_arpa = 4, "", str(root), True
+      c.memory, c.temp_dir, c.evaluate = memory, str(tmp_path) if memory else None, evaluate
+      c.num_samples = 3 if evaluate else 0
+      work = tmp_path / f"{memory}_{evaluate}"
+      finals = run(c, str(work), verbose=False)
+      kinds = [json.loads(line)["kind"] for line in open(work / "metrics.jsonl")]
+      assert ("eval" in kinds) == evaluate and ("sample" in kinds) == evaluate
+      assert bool(finals) == evaluate
+      if memory:
+        stages = [json.loads(line) for line in open(work / "metrics.jsonl")][-1]["stages"]
+        assert ("scoring arrays" in [s["stage"] for s in stages]) == evaluate
+    assert filecmp.cmp(
+      tmp_path / f"{memory}_True/model.arpa", tmp_path / f"{memory}_False/model.arpa", shallow=False
+    )
+  c = get_config()
+  c.evaluate, c.dump_tokens = False, True
+  with pytest.raises(ConfigError, match="dump_tokens=True with evaluate=False"):
+    parse_ngram(c)

@@ -7,9 +7,12 @@ For each size, one run of each command, text in and ARPA file out:
 
 - lm_jax: ``python -m experiments.ngram --config=configs/ngram.py:ptb
   --config.data.name= --config.data.dir=DIR --config.memory=4G --config.temp_dir=TMP
-  --config.write_arpa=True`` (it also scores valid and test, and samples);
-- lmplz: ``lmplz -o 5 -S 4G -T TMP --text train.txt --arpa FILE``, then KenLM's
-  ``query`` for its test perplexity (not timed).
+  --config.write_arpa=True --config.evaluate=False --config.num_samples=0`` (no scoring
+  or samples: lmplz's work and no more);
+- lmplz: ``lmplz -o 5 -S 4G -T TMP --text train.txt --arpa FILE``.
+
+Each ARPA file's test perplexity comes from KenLM's ``query`` (not timed): one scorer
+for both models.
 
 Peak memory is the proportional set size (PSS) of the command's whole process tree
 (lm_jax forks an ARPA writer; shared pages count once), sampled every 0.25 s; disk is
@@ -112,15 +115,15 @@ def one_size(millions: int, lmplz: str, query: str | None, env, tmp: str) -> dic
     f"--config.memory={MEMORY}",
     f"--config.temp_dir={spill}",
     "--config.write_arpa=True",
+    "--config.evaluate=False",
+    "--config.num_samples=0",
     f"--workdir={work}",
   ]
   row["lm_jax"] = sampled(cmd, spill, env)
   records = [json.loads(line) for line in open(os.path.join(work, "metrics.jsonl"))]
   row["ngrams"] = next(r["ngrams"] for r in records if r["kind"] == "estimate")
   row["stages"] = next(r["stages"] for r in records if r["kind"] == "stages")
-  row["lm_jax_ppl"] = next(
-    r["perplexity"] for r in records if r["kind"] == "eval" and r["split"] == "test"
-  )
+  row["lm_jax_ppl"] = query_ppl(query, os.path.join(work, "model.arpa"), c)
   shutil.rmtree(work)
   spill = os.path.join(tmp, "spill_lmplz")
   os.makedirs(spill)
@@ -139,14 +142,20 @@ def one_size(millions: int, lmplz: str, query: str | None, env, tmp: str) -> dic
     arpa,
   ]
   row["lmplz"] = sampled(cmd, spill, env)
-  if query:
-    with open(os.path.join(c, "test.txt"), "rb") as test:
-      out = subprocess.run(
-        [query, "-v", "summary", arpa], stdin=test, capture_output=True, check=True
-      ).stdout.decode()
-    row["lmplz_ppl"] = float(re.search(r"Perplexity including OOVs:\s*([\d.]+)", out).group(1))
+  row["lmplz_ppl"] = query_ppl(query, arpa, c)
   os.remove(arpa)
   return row
+
+
+def query_ppl(query: str | None, arpa: str, corpus_dir: str) -> float | None:
+  """KenLM ``query``'s test perplexity (OOVs included) of an ARPA file; None without query."""
+  if not query:
+    return None
+  with open(os.path.join(corpus_dir, "test.txt"), "rb") as test:
+    out = subprocess.run(
+      [query, "-v", "summary", arpa], stdin=test, capture_output=True, check=True
+    ).stdout.decode()
+  return float(re.search(r"Perplexity including OOVs:\s*([\d.]+)", out).group(1))
 
 
 def markdown(rows: list[dict], lmplz: str) -> str:
@@ -154,7 +163,10 @@ def markdown(rows: list[dict], lmplz: str) -> str:
     "## Out-of-core 5-gram at scale: lm_jax `memory=4G` against `lmplz -S 4G`",
     "",
     "`python -m experiments.benchmark --suite=ngram_ooc` (one run of each command per size; "
-    "see `experiments/benchmarks/ngram_ooc.py` for the commands). Corpora sampled by "
+    "see `experiments/benchmarks/ngram_ooc.py` for the commands): text in, ARPA file out; "
+    "lm_jax with `--config.evaluate=False --config.num_samples=0` (no scoring, no samples, "
+    "as lmplz). Test perplexities: KenLM's `query` on each ARPA file (not timed). Corpora "
+    "sampled by "
     "`experiments/make_ngram_corpus.py` (PTB's KN 5-gram, open Zipfian tail for `<unk>`). "
     "Peak memory: PSS of the process tree, sampled every 0.25 s. lm_jax's temporary disk: "
     "peak size of its `temp_dir`; lmplz unlinks its temporary files as it creates them, so a "
@@ -166,13 +178,13 @@ def markdown(rows: list[dict], lmplz: str) -> str:
   ]
   for r in rows:
     a, b = r["lm_jax"], r["lmplz"]
-    ppl_b = r.get("lmplz_ppl")
-    diff = f"{abs(r['lm_jax_ppl'] - ppl_b) / ppl_b:.1e}" if ppl_b else "n/a"
+    ppl_a, ppl_b = r["lm_jax_ppl"], r["lmplz_ppl"]
+    diff = f"{abs(ppl_a - ppl_b) / ppl_b:.1e}" if ppl_a and ppl_b else "n/a"
     md.append(
       f"| {r['tokens'] / 1e6:.0f}M | {', '.join(map(str, r['ngrams']))} | {a['seconds']:.1f} "
       f"| {b['seconds']:.1f} | {a['seconds'] / b['seconds']:.2f}x | {a['pss'] / MiB:.0f} "
       f"| {b['pss'] / MiB:.0f} | {a['disk'] / MiB:.0f} "
-      f"| {r['lm_jax_ppl']:.4f} | {f'{ppl_b:.4f}' if ppl_b else 'n/a'} | {diff} |"
+      f"| {f'{ppl_a:.4f}' if ppl_a else 'n/a'} | {f'{ppl_b:.4f}' if ppl_b else 'n/a'} | {diff} |"
     )
   md += [
     "",

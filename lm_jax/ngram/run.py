@@ -31,7 +31,10 @@ def _refuse_another_config(spec: NGramSpec, rd: RunDir) -> None:
     return
   from lm_jax.checkpoint_meta import flat_config
 
-  outputs = {"write_arpa", "dump_tokens", "num_samples", "max_sample_len", "temperature", "seed"}
+  outputs = {
+    *("write_arpa", "evaluate", "dump_tokens"),
+    *("num_samples", "max_sample_len", "temperature", "seed"),
+  }
   before, now = (
     {k: v for k, v in flat_config(c).items() if k not in outputs}
     for c in (rd.read_config(), spec.config)
@@ -161,9 +164,11 @@ def _run_out_of_core(spec: NGramSpec, rd: RunDir, say) -> dict:
     _record_estimate(
       spec, writer, say, seconds, est.sizes(), vocab, info, extra, corpus.info.name, how
     )
-    save_scoring(est, vocab, os.path.join(tmp, "scoring"), spec.smoothing)
-    stages.done("scoring arrays")
-    lm = load_binary(os.path.join(tmp, "scoring"))
+    lm = None  # Text in, ARPA out (evaluate=False, num_samples=0) needs no scoring model.
+    if spec.evaluate or spec.num_samples:
+      save_scoring(est, vocab, os.path.join(tmp, "scoring"), spec.smoothing)
+      stages.done("scoring arrays")
+      lm = load_binary(os.path.join(tmp, "scoring"))
     finals = _score_while_writing(
       spec, rd, ArrayModel(est, vocab), lm, vocab, corpus.heldout, writer, say, stages
     )
@@ -177,7 +182,9 @@ def _score_and_sample(spec: NGramSpec, rd: RunDir, lm, vocab, arrays, writer, sa
   from lm_jax.ngram.smoothing import NORMALIZED
 
   finals = {}
-  if spec.smoothing in NORMALIZED:
+  if spec.evaluate and spec.smoothing not in NORMALIZED:
+    say(f"{spec.smoothing} scores are not probabilities: no perplexity is reported.")
+  elif spec.evaluate:
     for split in ("valid", "test"):
       logp = lm.token_logprobs(arrays[split])
       res = evaluation.from_token_logprobs(
@@ -192,8 +199,6 @@ def _score_and_sample(spec: NGramSpec, rd: RunDir, lm, vocab, arrays, writer, sa
       )
       if spec.dump_tokens:
         rd.write_text(f"{split}.tokens.tsv", evaluation.token_dump(arrays[split], logp, vocab))
-  else:
-    say(f"{spec.smoothing} scores are not probabilities: no perplexity is reported.")
   lines = []
   for i in range(spec.num_samples):
     s = sample(lm, (spec.seed, i), spec.max_sample_len, spec.temperature)

@@ -48,6 +48,7 @@ class NGramSpec:
   seed: int = 0
   data: DataSpec = DataSpec()
   write_arpa: bool = False
+  evaluate: bool = True  # score valid and test; False: estimate and write only, as lmplz
   dump_tokens: bool = False  # per-token log-probabilities as DIR/{valid,test}.tokens.tsv
   num_samples: int = 3
   max_sample_len: int = 60
@@ -100,6 +101,11 @@ def parse_ngram(config: ml_collections.ConfigDict) -> NGramSpec:
   if spec.memory not in (None, ""):
     _check_out_of_core(spec)
   check_sampling(spec.temperature, spec.num_samples, spec.max_sample_len)
+  if spec.dump_tokens and not spec.evaluate:
+    raise ConfigError(
+      "dump_tokens=True with evaluate=False: the dumps are valid's and test's scores; "
+      "set evaluate=True or drop dump_tokens."
+    )
   if spec.dump_tokens and spec.smoothing == "stupid_backoff":
     raise ConfigError(
       "dump_tokens=True with smoothing='stupid_backoff': its scores are not "
