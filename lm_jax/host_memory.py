@@ -63,6 +63,12 @@ def setting() -> str:
   return _setting or "system default (not changed by lm_jax)"
 
 
+def environ_without_settings() -> dict[str, str]:
+  """This process's environment less every malloc setting and the opt-out: a child process
+  started with it has glibc's default allocator until it calls ``keep_freed_memory``."""
+  return {k: v for k, v in os.environ.items() if k not in (*_ENV, OPT_OUT)}
+
+
 def _apply() -> str:
   if os.environ.get(OPT_OUT, "").strip().lower() == "system":
     return f"system default ({OPT_OUT}=system)"

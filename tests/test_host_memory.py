@@ -42,10 +42,9 @@ print(json.dumps({"said": said, "kept": rss() - before}))
 
 
 def _probe(**env):
-  clean = {k: v for k, v in os.environ.items() if k not in (*host_memory._ENV, host_memory.OPT_OUT)}
   out = subprocess.run(
     [sys.executable, "-c", _PROBE],
-    env={**clean, **env},
+    env={**host_memory.environ_without_settings(), **env},
     capture_output=True,
     text=True,
     check=True,

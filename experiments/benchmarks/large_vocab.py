@@ -130,10 +130,9 @@ _NOT_INSTALLED = 3  # exit status of a side whose library is missing
 
 def measure(side: str, output: str, steps: int, env: dict) -> float | None:
   """Seconds per step of one side, in a fresh interpreter (its allocator as a user's job has it)."""
-  clean = {k: v for k, v in os.environ.items() if k not in (*host_memory._ENV, host_memory.OPT_OUT)}
   out = subprocess.run(
     [sys.executable, "-m", "experiments.benchmarks.large_vocab", side, output, str(steps)],
-    env={**clean, **env},
+    env={**host_memory.environ_without_settings(), **env},
     capture_output=True,
     text=True,
     cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
