@@ -6,8 +6,8 @@ gives such a thread its own arena, whose heaps hold at most 64 MiB, so each larg
 buffer is a fresh ``mmap``: the kernel faults and zeroes every page on first touch and
 unmaps it when the buffer is freed, on every step.  On the benchmark machine a 152 MB
 elementwise output took 72 ms in a fresh buffer against 7 ms in place, and the
-adaptive-softmax step at V = 793,471 trained 876 tokens/s with freed memory reused
-against 640 without (BENCHMARKS.md, large vocabulary).
+adaptive-softmax step at V = 793,471 trained 1,016 tokens/s with freed memory reused
+against 657 without (BENCHMARKS.md, large vocabulary).
 
 ``keep_freed_memory()`` sets glibc's allocator, before the jax backend starts its
 threads, to one arena (``M_ARENA_MAX`` 1), large blocks from the heap rather than from
@@ -16,6 +16,15 @@ threads, to one arena (``M_ARENA_MAX`` 1), large blocks from the heap rather tha
 price is that the process keeps its peak heap; a training process holds its peak
 every step anyway.  The same effect for any program: ``MALLOC_ARENA_MAX=1
 MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647``.
+
+Training calls ``for_training(model.output)``: only the output layers whose step makes
+no [rows x vocabulary] buffer (``adaptive``, ``sampled``) keep freed memory.  A heap
+that keeps every freed block fragments when the blocks are gigabytes: with the full
+softmax at V = 793,471 (a 2 GB block of logits per step) the process peaked at 18.7 GB
+resident against 10.8 GB with glibc's default, and one such run was killed for memory
+at 24 GB, while the adaptive step peaked at 7.16 GB against 7.11 GB.  At Penn Treebank
+size the full softmax's blocks are small enough for glibc's default to keep them
+(its mmap threshold rises to 32 MiB).
 
 Left alone (and said so in ``run.json``): ``LM_JAX_HOST_MALLOC=system``, malloc
 settings already in the environment, an allocator in ``LD_PRELOAD``, and any C library
@@ -55,6 +64,24 @@ def keep_freed_memory() -> str:
   global _setting
   if _setting is None:
     _setting = _apply()
+  return _setting
+
+
+# The output layers whose training step makes no [rows x vocabulary] buffer.
+KEEPING_OUTPUTS = ("adaptive", "sampled")
+
+
+def for_training(output: str) -> str:
+  """``keep_freed_memory()`` for a model whose output layer is in ``KEEPING_OUTPUTS``;
+  glibc's default for the others (see the module docstring).  Says what was done."""
+  global _setting
+  if output in KEEPING_OUTPUTS:
+    return keep_freed_memory()
+  if _setting is None:
+    _setting = (
+      f"system default (model.output={output}: blocks of rows x vocabulary would fragment "
+      "a heap that keeps them)"
+    )
   return _setting
 
 

@@ -21,7 +21,7 @@ glibc = pytest.mark.skipif(
 )
 
 _PROBE = r"""
-import json, threading
+import json, sys, threading
 import numpy as np
 from lm_jax import host_memory
 
@@ -29,7 +29,8 @@ def rss():
   with open("/proc/self/statm") as f:
     return int(f.read().split()[1]) * 4096
 
-said = host_memory.keep_freed_memory()
+output = sys.argv[1]
+said = host_memory.for_training(output) if output else host_memory.keep_freed_memory()
 before = rss()
 def work():
   a = np.ones(64 * 2**20, np.float32)  # 256 MB, every page written
@@ -41,9 +42,9 @@ print(json.dumps({"said": said, "kept": rss() - before}))
 """
 
 
-def _probe(**env):
+def _probe(output="", **env):
   out = subprocess.run(
-    [sys.executable, "-c", _PROBE],
+    [sys.executable, "-c", _PROBE, output],
     env={**host_memory.environ_without_settings(), **env},
     capture_output=True,
     text=True,
@@ -61,6 +62,18 @@ def test_freed_block_stays_resident_and_opt_out_gives_it_back():
   default = _probe(**{host_memory.OPT_OUT: "system"})
   assert default["said"] == "system default (LM_JAX_HOST_MALLOC=system)"
   assert default["kept"] < 64 * 2**20, default  # glibc's default unmapped it
+
+
+@glibc
+def test_training_keeps_freed_memory_only_without_vocabulary_sized_blocks():
+  for output in ("adaptive", "sampled"):
+    kept = _probe(output)
+    assert kept["said"].startswith("glibc malloc: one arena"), kept
+    assert kept["kept"] > 200 * 2**20, kept
+  for output in ("full", "class"):
+    default = _probe(output)
+    assert default["said"].startswith(f"system default (model.output={output}:"), default
+    assert default["kept"] < 64 * 2**20, default
 
 
 @glibc

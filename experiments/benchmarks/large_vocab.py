@@ -10,15 +10,26 @@ cutoffs 20,000 / 200,000, div 4 (Grave et al. 2017's 1BW layout).  lm_jax runs i
 ``nn.AdaptiveLogSoftmaxWithLoss`` or a ``nn.Linear`` softmax and a sparse embedding
 gradient (``nn.Embedding(sparse=True)``), its usual large-vocabulary setup.  Each side
 runs in a fresh interpreter (``main``), so its allocator is the one a user's job has:
-lm_jax's training sets glibc's to reuse freed blocks (``lm_jax.host_memory``), PyTorch
+lm_jax's adaptive training sets glibc's to reuse freed blocks (``lm_jax.host_memory``), PyTorch
 keeps the default unless a row gives it the same setting through the environment.
+
+A step's time on a shared 2-core machine varies by a third from one process to the next
+(measured: the lm_jax adaptive step took 0.66 to 0.96 s in five runs of the same code,
+PyTorch's 1.17 to 1.35 s), so one run of each is not a ratio to trust.  The adaptive
+rows of lm_jax and of PyTorch (with and without lm_jax's allocator setting) are measured
+``PAIRS`` times each, in turn; each row's rate is the median step over all its
+processes, and the table also gives the lowest and highest per-round ratio.  Every process runs ``WARMUP`` untimed steps after compiling:
+the first steps also grow the heap to its working size (one for the full softmax,
+whose step takes tens of seconds).
 """
 
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 import sys
+import time
 
 import numpy as np
 
@@ -30,6 +41,20 @@ from lm_jax.spec import OptimConfig, TrainConfig
 
 VOCAB, HIDDEN, BATCH, UNROLL, LR = 793_471, 512, 32, 20, 0.1
 CUTOFFS, DIV = (20_000, 200_000), 4.0
+# Untimed steps after compiling (a full-softmax step takes tens of seconds: one).
+WARMUP, PAIRS = {"adaptive": 3, "full": 1}, 3
+
+
+def _step_times(step, steps: int, warmup: int) -> list[float]:
+  """Seconds of each of ``steps`` calls of ``step()`` after ``warmup`` untimed ones."""
+  for _ in range(warmup):
+    step()
+  times = []
+  for _ in range(steps):
+    t = time.perf_counter()
+    step()
+    times.append(time.perf_counter() - t)
+  return times
 
 
 def zipf_stream(steps: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -40,7 +65,7 @@ def zipf_stream(steps: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
   return ids[:, :-1], ids[:, 1:]
 
 
-def lm_jax_seconds_per_step(output: str, steps: int) -> float:
+def lm_jax_step_times(output: str, steps: int) -> list[float]:
   cfg = ModelConfig(
     kind="lstm",
     embed_dim=HIDDEN,
@@ -55,12 +80,12 @@ def lm_jax_seconds_per_step(output: str, steps: int) -> float:
   )
   optim_cfg = OptimConfig(name="sgd", learning_rate=LR, clip_norm=0.0, sparse_embedding=True)
   train_cfg = TrainConfig(batch_size=BATCH, seq_len=UNROLL, loss_normalizer="tokens")
-  step = train_step_runner(cfg, optim_cfg, train_cfg, *zipf_stream(steps + 2))
+  step = train_step_runner(cfg, optim_cfg, train_cfg, *zipf_stream(steps + WARMUP[output] + 2))
   step(), step()  # compile; the second call compiles again (the state comes back re-placed)
-  return _timed(step, steps)
+  return _step_times(step, steps, WARMUP[output])
 
 
-def torch_seconds_per_step(output: str, steps: int) -> float:
+def torch_step_times(output: str, steps: int) -> list[float]:
   import torch  # Deferred: an optional peer (pip install torch==2.13.0).
 
   torch.manual_seed(0)
@@ -72,13 +97,14 @@ def torch_seconds_per_step(output: str, steps: int) -> float:
     head = torch.nn.Linear(HIDDEN, VOCAB)
   params = [*embed.parameters(), *rnn.parameters(), *head.parameters()]
   opt = torch.optim.SGD(params, lr=LR)
-  inputs, targets = (torch.from_numpy(a.astype(np.int64)) for a in zipf_stream(steps + 2))
+  segments = steps + WARMUP[output] + 2
+  inputs, targets = (torch.from_numpy(a.astype(np.int64)) for a in zipf_stream(segments))
   state = [(torch.zeros(1, BATCH, HIDDEN), torch.zeros(1, BATCH, HIDDEN))]
   pos = [0]
 
   def step():
     cols = slice(pos[0] * UNROLL, (pos[0] + 1) * UNROLL)
-    pos[0] = (pos[0] + 1) % (steps + 2)
+    pos[0] = (pos[0] + 1) % segments
     h = tuple(x.detach() for x in state[0])
     out, h = rnn(embed(inputs[:, cols]), h)
     flat, tgt = out.reshape(-1, HIDDEN), targets[:, cols].reshape(-1)
@@ -92,7 +118,7 @@ def torch_seconds_per_step(output: str, steps: int) -> float:
     state[0] = h
 
   step(), step()
-  return _timed(step, steps)
+  return _step_times(step, steps, WARMUP[output])
 
 
 def ptb_seconds_per_step(output: str, steps: int, data_dir: str) -> float:
@@ -125,11 +151,15 @@ _ROWS = (
   ("PyTorch", "torch", "full", {}),
   ("PyTorch, glibc malloc set as lm_jax sets it", "torch", "adaptive", host_memory.ENV_SETTINGS),
 )
+# lm_jax and PyTorch adaptive, by default and with the same allocator setting: measured
+# PAIRS times each, alternating.
+_PAIRED = (0, 3, 5)
 _NOT_INSTALLED = 3  # exit status of a side whose library is missing
 
 
-def measure(side: str, output: str, steps: int, env: dict) -> float | None:
-  """Seconds per step of one side, in a fresh interpreter (its allocator as a user's job has it)."""
+def measure(side: str, output: str, steps: int, env: dict) -> list[float] | None:
+  """Seconds of each timed step of one side, in a fresh interpreter (its allocator as a
+  user's job has it); None where the side's library is not installed."""
   out = subprocess.run(
     [sys.executable, "-m", "experiments.benchmarks.large_vocab", side, output, str(steps)],
     env={**host_memory.environ_without_settings(), **env},
@@ -141,7 +171,24 @@ def measure(side: str, output: str, steps: int, env: dict) -> float | None:
     return None
   if out.returncode:
     raise RuntimeError(f"{side} {output} failed:\n{out.stderr[-3000:]}")
-  return float(out.stdout.split()[-1])
+  return [float(x) for x in out.stdout.split()[-steps:]]
+
+
+def _measure_rows(steps: dict, pairs: int) -> list[list[list[float]] | None]:
+  """Per row, the step times of each of its processes (the paired rows alternate)."""
+  runs: list[list[list[float]] | None] = [[] for _ in _ROWS]
+  order = [i for _ in range(pairs) for i in _PAIRED]
+  order += [i for i in range(len(_ROWS)) if i not in _PAIRED]
+  for i in order:
+    _, side, output, env = _ROWS[i]
+    if runs[i] is None:
+      continue
+    times = measure(side, output, steps[output], env)
+    if times is None:
+      runs[i] = None
+    else:
+      runs[i].append(times)
+  return runs
 
 
 def run(quick: bool = False, data_dir: str | None = None) -> str:
@@ -153,19 +200,20 @@ def run(quick: bool = False, data_dir: str | None = None) -> str:
   tokens = BATCH * UNROLL
   # A full-softmax step at this size is ~1.6 TFLOP (tens of seconds on a CPU): few of them.
   steps = {"adaptive": 3 if quick else 10, "full": 1 if quick else 2}
-  rows = []
-  for label, side, output, env in _ROWS:
-    seconds = measure(side, output, steps[output], env)
-    rows.append((label, output, None if seconds is None else tokens / seconds))
-  rate = [r for _, _, r in rows]
+  runs = _measure_rows(steps, 1 if quick else PAIRS)
+  rate = [None if r is None else tokens / statistics.median(sum(r, [])) for r in runs]
+  rows = [(label, output, r) for (label, _, output, _), r in zip(_ROWS, rate)]
   lines = [
     "## Large vocabulary: output layers at V = 793,471",
     "",
     f"1-layer LSTM {HIDDEN}, batch {BATCH} x {UNROLL}, SGD, Zipf-distributed ids; adaptive "
     f"cutoffs {CUTOFFS[0]:,} / {CUTOFFS[1]:,}, div {DIV:g}. Training tokens/s (higher is "
-    "better), each row in its own process. lm_jax's training sets glibc's allocator to reuse "
-    "freed large blocks (`lm_jax/host_memory.py`); the third row turns that off, the last gives "
-    "PyTorch the same setting through the environment "
+    f"better) from the median step, each row in its own process after compiling and "
+    f"{WARMUP['adaptive']} untimed steps ({WARMUP['full']} for full); the first, fourth and "
+    f"last rows ran {len(runs[0])} processes each, in turn, of {steps['adaptive']} timed "
+    "steps. lm_jax's training sets glibc's allocator to reuse freed large blocks for the "
+    "adaptive softmax, not for the full one (`lm_jax/host_memory.py`); the third row turns "
+    "that off, the last gives PyTorch the same setting through the environment "
     f"(`{' '.join(f'{k}={v}' for k, v in host_memory.ENV_SETTINGS.items())}`).",
     "",
     "| program | output layer | tokens/s |",
@@ -174,15 +222,14 @@ def run(quick: bool = False, data_dir: str | None = None) -> str:
     "",
     f"- lm_jax adaptive / lm_jax full: **{rate[0] / rate[1]:.1f}x** (goal >= 10x).",
   ]
-  if rate[3]:
-    lines.append(
-      f"- lm_jax adaptive / PyTorch adaptive: **{rate[0] / rate[3]:.2f}x** (goal >= 2x)."
-    )
-  if rate[5]:
-    lines.append(
-      f"- lm_jax adaptive / PyTorch adaptive with the same allocator setting: "
-      f"**{rate[0] / rate[5]:.2f}x**."
-    )
+  for i, what in ((3, "PyTorch adaptive"), (5, "PyTorch adaptive with the same allocator setting")):
+    if rate[i]:
+      r = [statistics.median(b) / statistics.median(a) for a, b in zip(runs[0], runs[i])]
+      goal = " (goal >= 2x)" if i == 3 else ""
+      lines.append(
+        f"- lm_jax adaptive / {what}: **{rate[0] / rate[i]:.2f}x**{goal}; per round "
+        f"{min(r):.2f}x to {max(r):.2f}x."
+      )
   if ptb:
     (_, full_s), (_, adaptive_s) = ptb
     lines += [
@@ -196,15 +243,16 @@ def run(quick: bool = False, data_dir: str | None = None) -> str:
 
 
 def main(argv: list[str]) -> None:
-  """``python -m experiments.benchmarks.large_vocab lm_jax|torch adaptive|full STEPS``."""
+  """``python -m experiments.benchmarks.large_vocab lm_jax|torch adaptive|full STEPS``:
+  prints the seconds of each timed step."""
   side, output, steps = argv[0], argv[1], int(argv[2])
   if side == "lm_jax":
-    host_memory.keep_freed_memory()  # As lm_jax's training does, before jax starts.
-    fn = lm_jax_seconds_per_step
+    host_memory.for_training(output)  # As lm_jax's training does, before jax starts.
+    fn = lm_jax_step_times
   else:
-    fn = torch_seconds_per_step
+    fn = torch_step_times
   try:
-    print(fn(output, steps))
+    print(" ".join(repr(t) for t in fn(output, steps)))
   except ImportError:
     sys.exit(_NOT_INSTALLED)
 

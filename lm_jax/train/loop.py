@@ -111,7 +111,7 @@ def train_and_evaluate(
   """
   clock_start = time.perf_counter()  # elapsed_s counts data loading and compilation too.
   spec = parse_neural(config)  # Everything is checked before any file is read or written.
-  host_memory.keep_freed_memory()  # Before the backend starts its threads.
+  host_memory.for_training(spec.model.output)  # Before the backend starts its threads.
   parallel.initialize_distributed()  # Before any computation: every process joins one mesh.
   mesh = parallel.make_mesh(spec.mesh.model)
   parallel.check_divisible(spec.train.batch_size, mesh, "train.batch_size")
