@@ -10,17 +10,17 @@ cutoffs 20,000 / 200,000, div 4 (Grave et al. 2017's 1BW layout).  lm_jax runs i
 ``nn.AdaptiveLogSoftmaxWithLoss`` or a ``nn.Linear`` softmax and a sparse embedding
 gradient (``nn.Embedding(sparse=True)``), its usual large-vocabulary setup.  Each side
 runs in a fresh interpreter (``main``), so its allocator is the one a user's job has:
-lm_jax's adaptive training sets glibc's to reuse freed blocks (``lm_jax.host_memory``), PyTorch
-keeps the default unless a row gives it the same setting through the environment.
+lm_jax's adaptive training sets glibc's to reuse freed blocks (``lm_jax.host_memory``),
+PyTorch keeps the default unless a row gives it the same setting through the environment.
 
 A step's time on a shared 2-core machine varies by a third from one process to the next
 (measured: the lm_jax adaptive step took 0.66 to 0.96 s in five runs of the same code,
 PyTorch's 1.17 to 1.35 s), so one run of each is not a ratio to trust.  The adaptive
 rows of lm_jax and of PyTorch (with and without lm_jax's allocator setting) are measured
 ``PAIRS`` times each, in turn; each row's rate is the median step over all its
-processes, and the table also gives the lowest and highest per-round ratio.  Every process runs ``WARMUP`` untimed steps after compiling:
-the first steps also grow the heap to its working size (one for the full softmax,
-whose step takes tens of seconds).
+processes, and the table also gives the lowest and highest per-round ratio.  Every
+process runs ``WARMUP`` untimed steps after compiling: the first steps also grow the
+heap to its working size (one for the full softmax, whose step takes tens of seconds).
 """
 
 from __future__ import annotations
