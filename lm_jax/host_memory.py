@@ -23,8 +23,8 @@ that keeps every freed block fragments when the blocks are gigabytes: with the f
 softmax at V = 793,471 (a 2 GB block of logits per step) the process peaked at 18.7 GB
 resident against 10.8 GB with glibc's default, and one such run was killed for memory
 at 24 GB, while the adaptive step peaked at 7.16 GB against 7.11 GB.  At Penn Treebank
-size the full softmax's blocks are small enough for glibc's default to keep them
-(its mmap threshold rises to 32 MiB).
+size a full softmax's block of logits (700 x 10,000 floats, 28 MB) is under the 32 MiB
+to which glibc's own mmap threshold rises.
 
 Left alone (and said so in ``run.json``): ``LM_JAX_HOST_MALLOC=system``, malloc
 settings already in the environment, an allocator in ``LD_PRELOAD``, and any C library
@@ -86,7 +86,7 @@ def for_training(output: str) -> str:
 
 
 def setting() -> str:
-  """What ``keep_freed_memory`` did in this process (for ``run.json``)."""
+  """What ``keep_freed_memory`` or ``for_training`` did in this process (for ``run.json``)."""
   return _setting or "system default (not changed by lm_jax)"
 
 
