@@ -18,8 +18,9 @@ import jax.numpy as jnp
 
 
 def token_nll(logits_BxTxV, targets_BxT):
-  """``-ln softmax(logits)[target]`` per position, computed in float32."""
-  logp_BxTxV = jax.nn.log_softmax(logits_BxTxV.astype(jnp.float32), axis=-1)
+  """``-ln softmax(logits)[target]`` per position, computed in float32 (or wider logits')."""
+  dtype = jnp.promote_types(logits_BxTxV.dtype, jnp.float32)
+  logp_BxTxV = jax.nn.log_softmax(logits_BxTxV.astype(dtype), axis=-1)
   return -jnp.take_along_axis(logp_BxTxV, targets_BxT[..., None], axis=-1)[..., 0]
 
 

@@ -122,6 +122,38 @@ def test_training_loss_and_its_hand_written_gradients_equal_autodiff_of_the_exac
 
 
 @pytest.mark.parametrize(
+  ("output", "targets_in"),
+  [("full", None), ("class", None), ("maxent", None)]
+  + [("adaptive", t) for t in ("head", "mixed", "last cluster")],
+)
+def test_evaluation_nll_is_minus_log_softmax_of_the_scores(output, targets_in):
+  """``token_nll`` (what evaluation sums) against ``-log_softmax(scores)[target]``, float64.
+  Adaptive (V = 300, clusters [30, 150) and [150, 300)), 20 x 15 = 300 rows: every
+  target in the head (no tail rows), drawn uniformly (a block per cluster), or every
+  one in the last cluster (300 rows: more than the largest block, so the loop)."""
+  with jax.enable_x64(True):
+    cfg = make_cfg(300, **layer_kwargs(output, 300))
+    params = perturbed_params(cfg, jnp.float64)
+    inputs, targets = problem(cfg, b=20, t=15)
+    if targets_in == "head":
+      targets = targets % 30
+    elif targets_in == "last cluster":
+      targets = 150 + targets % 150
+    model = get_model(cfg)
+    carry = carry_as(model.init_carry(cfg, 20), jnp.float64)
+
+    def both(p):
+      scores, _ = model.apply(p, carry, inputs, cfg)
+      feats, _ = model.apply(p, carry, inputs, cfg, hidden=True)
+      ref = -jnp.take_along_axis(jax.nn.log_softmax(scores), targets[..., None], -1)[..., 0]
+      return ol.token_nll(p, feats, targets, cfg), ref
+
+    ours, ref = jax.jit(both)(params)
+    assert ours.shape == targets.shape and ours.dtype == jnp.float64
+    np.testing.assert_allclose(ours, ref, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
   "count,masked",
   [(0, False), (32, False), (33, False), (256, False), (600, False), (33, True), (600, True)],
 )  # none, exact, next size, loops; with a dropout mask in one block and in the loop

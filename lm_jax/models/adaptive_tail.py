@@ -14,6 +14,9 @@ them.  So:
   size rows x cluster is kept for the backward pass, which only scales the gradients
   by the incoming cotangent.
 
+Evaluation (``cluster_token_nll``) takes the same blocks without the gradients: each
+row's exact ``-log p(local | cluster)``, computed only for the cluster's rows.
+
 An optional ``mask_NxK`` (inverted-dropout scales, ``model.adaptive_dropout``) multiplies
 the projected rows ``h P`` before the cluster's logits, as fairseq's
 ``adaptive_softmax_dropout`` drops the tail projection's output.
@@ -88,12 +91,18 @@ def _looped(h_NxD, p, w, b, rows, local, count, mask):
   return jax.lax.fori_loop(0, (count + size - 1) // size, body, start)
 
 
-def _loss_and_grads(h_NxD, p, w, b, rows, local, count, mask):
-  n = h_NxD.shape[0]
+def _by_block(one_block, looped, h_NxD, *args):
+  """``one_block(size, h, *args)`` for the smallest block that holds ``count`` rows
+  (``args[-2]``), or ``looped(h, *args)`` past the largest."""
+  n, count = h_NxD.shape[0], args[-2]
   sizes = [s for s in BLOCKS[:-1] if s < n]
-  branches = [functools.partial(_one_block, s) for s in sizes] + [_looped]
+  branches = [functools.partial(one_block, s) for s in sizes] + [looped]
   index = jnp.searchsorted(jnp.asarray(sizes, jnp.int32), count) if sizes else 0
-  loss, *grads = jax.lax.switch(index, branches, h_NxD, p, w, b, rows, local, count, mask)
+  return jax.lax.switch(index, branches, h_NxD, *args)
+
+
+def _loss_and_grads(h_NxD, p, w, b, rows, local, count, mask):
+  loss, *grads = _by_block(_one_block, _looped, h_NxD, p, w, b, rows, local, count, mask)
   return loss, tuple(grads)
 
 
@@ -113,3 +122,37 @@ def _bwd(grads, g):
 
 
 cluster_sum_nll.defvjp(_fwd, _bwd)
+
+
+# -- Evaluation: each row's exact negative log-likelihood, no gradients ------------------
+
+
+def _block_nll(h_NxD, p, w, b, rows, local, count, start, size):
+  """``(row ids, -log softmax(h P W + b)[local])`` of one block (0 for padding rows)."""
+  r_R = jax.lax.dynamic_slice_in_dim(rows, start, size)
+  logits_Rxn = (h_NxD[r_R] @ p) @ w + b
+  picked = jnp.take_along_axis(logits_Rxn, local[r_R][:, None], axis=-1)[:, 0]
+  nll_R = jax.nn.logsumexp(logits_Rxn, axis=-1) - picked
+  return r_R, jnp.where(start + jnp.arange(size) < count, nll_R, 0.0)
+
+
+def _one_block_nll(size, h_NxD, p, w, b, rows, local, count, mask):
+  r_R, nll_R = _block_nll(h_NxD, p, w, b, rows, local, count, 0, size)
+  return jnp.zeros(h_NxD.shape[:1], nll_R.dtype).at[r_R].add(nll_R)
+
+
+def _looped_nll(h_NxD, p, w, b, rows, local, count, mask):
+  size = BLOCKS[-1]
+
+  def body(i, nll_N):
+    r_R, nll_R = _block_nll(h_NxD, p, w, b, rows, local, count, i * size, size)
+    return nll_N.at[r_R].add(nll_R)
+
+  start = jnp.zeros(h_NxD.shape[:1], h_NxD.dtype)
+  return jax.lax.fori_loop(0, (count + size - 1) // size, body, start)
+
+
+def cluster_token_nll(h_NxD, p, w, b, rows, local, count):
+  """[N]: ``-log softmax(h P W + b)[local]`` for the ``count`` rows listed first in
+  ``rows``, 0 for the others; only those rows' logits are computed (evaluation)."""
+  return _by_block(_one_block_nll, _looped_nll, h_NxD, p, w, b, rows, local, count, None)

@@ -7,7 +7,12 @@ the ``V`` predictable ids and offers three functions:
 - ``scores(params, feats, cfg)``: [.., V] scores whose ``log_softmax`` is the exact,
   normalized log-probability (evaluation, sampling, dumps and interpolation read
   these, whatever was used in training);
-- ``train_sum_nll(params, feats, targets, cfg, rng)``: the training loss, summed.
+- ``train_sum_nll(params, feats, targets, cfg, rng)``: the training loss, summed;
+- ``token_nll(params, feats, targets, cfg)``: each position's exact ``-ln p(target)``
+  (evaluation), equal to ``-log_softmax(scores)[target]``.  For ``adaptive`` it computes
+  a tail cluster's softmax only for the rows whose target is in it, as training does:
+  at the One Billion Word size the [rows x V] block of ``scores`` costs several times
+  the training step per token.
 
 ``feats`` is what ``apply(..., hidden=True)`` returns: ``{"h": h_BxTxD}`` and, with
 MaxEnt, ``"maxent"``: the hash-table offsets of the history's n-gram features.
@@ -221,6 +226,49 @@ def class_log_probs(params: dict, h, cfg):
   return (class_lp - lse)[..., class_of] + logits
 
 
+# -- Exact per-token negative log-likelihood (evaluation) ------------------------------
+
+
+def token_nll(params: dict, feats: dict, targets_BxT, cfg):
+  """[B, T] ``-ln p(target)`` under the exact, normalized distribution (float32)."""
+  if cfg.output != "adaptive":
+    return losses.token_nll(scores(params, feats, cfg), targets_BxT)
+  h = _flat(feats["h"])
+  h = h.astype(jnp.promote_types(h.dtype, jnp.float32))
+  nll_N = adaptive_token_nll(params, h, targets_BxT.reshape(-1), cfg)
+  return nll_N.reshape(targets_BxT.shape)
+
+
+def _head_targets(t_N, cfg):
+  """``(cluster_N, head_t_N)``: each target's cluster (0: the head) and its head entry."""
+  cluster_N = jnp.zeros_like(t_N)
+  for c in cfg.cutoffs:
+    cluster_N = cluster_N + (t_N >= c)
+  return cluster_N, jnp.where(cluster_N == 0, t_N, cfg.cutoffs[0] + cluster_N - 1)
+
+
+def _tail_rows(params: dict, cluster_N, t_N, cfg):
+  """Per tail cluster ``i``: ``(i, its params, its rows first (padded), each row's id
+  within the cluster, how many rows)``, as ``adaptive_tail`` takes them."""
+  for i, ((a, b), tail) in enumerate(zip(cluster_bounds(cfg), params["tail"])):
+    inside = cluster_N == i + 1
+    local = jnp.clip(t_N - a, 0, b - a - 1)
+    yield i, tail, adaptive_tail.padded_rows(inside), local, inside.sum()
+
+
+def adaptive_token_nll(params: dict, h_NxD, t_N, cfg):
+  """[N] exact ``-ln p(t)``: the head's term for every row, a tail cluster's for its rows."""
+  cluster_N, head_t = _head_targets(t_N, cfg)
+  logits = h_NxD @ params["W_o"] + params["b_o"]
+  picked = jnp.take_along_axis(logits, head_t[:, None], axis=-1)[:, 0]
+  nll_N = jax.nn.logsumexp(logits, axis=-1) - picked
+  for _, tail, rows, local, count in _tail_rows(params, cluster_N, t_N, cfg):
+    nll_N = nll_N + adaptive_tail.cluster_token_nll(
+      h_NxD, tail["P"], tail["W"], tail["b"], rows, local, count
+    )
+  return nll_N
+
+
 # -- Training losses ----------------------------------------------------------------------
 
 
@@ -249,16 +297,9 @@ def adaptive_sum_nll(params: dict, h_NxD, t_N, cfg, rng=None):
   With ``cfg.adaptive_dropout`` and an ``rng``: inverted dropout on each cluster's
   projected rows ``h P`` (training only; scoring is exact and undropped).
   """
-  s = cfg.cutoffs[0]
-  cluster_N = jnp.zeros_like(t_N)
-  for c in cfg.cutoffs:
-    cluster_N = cluster_N + (t_N >= c)
-  head_t = jnp.where(cluster_N == 0, t_N, s + cluster_N - 1)
+  cluster_N, head_t = _head_targets(t_N, cfg)
   total = losses.output_nll(h_NxD, params["W_o"], params["b_o"], head_t).sum()
-  for i, ((a, b), tail) in enumerate(zip(cluster_bounds(cfg), params["tail"])):
-    inside = cluster_N == i + 1
-    rows = adaptive_tail.padded_rows(inside)
-    local = jnp.clip(t_N - a, 0, b - a - 1)
+  for i, tail, rows, local, count in _tail_rows(params, cluster_N, t_N, cfg):
     mask = None
     if cfg.adaptive_dropout and rng is not None:
       keep = 1.0 - cfg.adaptive_dropout
@@ -266,6 +307,6 @@ def adaptive_sum_nll(params: dict, h_NxD, t_N, cfg, rng=None):
       shape = (h_NxD.shape[0], tail["P"].shape[1])
       mask = jax.random.bernoulli(drop_key, keep, shape).astype(h_NxD.dtype) / keep
     total = total + adaptive_tail.cluster_sum_nll(
-      h_NxD, tail["P"], tail["W"], tail["b"], rows, local, inside.sum(), mask
+      h_NxD, tail["P"], tail["W"], tail["b"], rows, local, count, mask
     )
   return total

@@ -12,17 +12,17 @@ import functools
 import jax
 import numpy as np
 
-from lm_jax import losses, parallel
+from lm_jax import parallel
 from lm_jax.data import batching
 from lm_jax.data.tokens import TokenArray
 from lm_jax.evaluation import EvalResult, from_token_logprobs
-from lm_jax.models import ModelConfig, get_model
+from lm_jax.models import ModelConfig, get_model, output_layers
 
 
 def eval_step(params, carry, batch: dict, cfg: ModelConfig):
   """``(nll_BxT, carry)``: per-position negative log-likelihood of one [B, T] eval segment."""
-  logits_BxTxV, carry = get_model(cfg).apply(params, carry, batch["inputs"], cfg, train=False)
-  return losses.token_nll(logits_BxTxV, batch["targets"]), carry
+  feats, carry = get_model(cfg).apply(params, carry, batch["inputs"], cfg, train=False, hidden=True)
+  return output_layers.token_nll(params, feats, batch["targets"], cfg), carry
 
 
 @functools.partial(jax.jit, static_argnames=("cfg", "batch_size"))
