@@ -65,8 +65,8 @@ def zipf_stream(steps: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
   return ids[:, :-1], ids[:, 1:]
 
 
-def lm_jax_step_times(output: str, steps: int) -> list[float]:
-  cfg = ModelConfig(
+def _model_config(output: str) -> ModelConfig:
+  return ModelConfig(
     kind="lstm",
     embed_dim=HIDDEN,
     hidden_dim=HIDDEN,
@@ -78,6 +78,10 @@ def lm_jax_step_times(output: str, steps: int) -> list[float]:
     adaptive_cutoffs=",".join(map(str, CUTOFFS)),
     adaptive_div=DIV,
   )
+
+
+def lm_jax_step_times(output: str, steps: int) -> list[float]:
+  cfg = _model_config(output)
   optim_cfg = OptimConfig(name="sgd", learning_rate=LR, clip_norm=0.0, sparse_embedding=True)
   train_cfg = TrainConfig(batch_size=BATCH, seq_len=UNROLL, loss_normalizer="tokens")
   step = train_step_runner(cfg, optim_cfg, train_cfg, *zipf_stream(steps + WARMUP[output] + 2))
@@ -85,7 +89,7 @@ def lm_jax_step_times(output: str, steps: int) -> list[float]:
   return _step_times(step, steps, WARMUP[output])
 
 
-def torch_step_times(output: str, steps: int) -> list[float]:
+def _torch_model(output: str):
   import torch  # Deferred: an optional peer (pip install torch==2.13.0).
 
   torch.manual_seed(0)
@@ -95,6 +99,11 @@ def torch_step_times(output: str, steps: int) -> list[float]:
     head = torch.nn.AdaptiveLogSoftmaxWithLoss(HIDDEN, VOCAB, list(CUTOFFS), div_value=DIV)
   else:
     head = torch.nn.Linear(HIDDEN, VOCAB)
+  return torch, embed, rnn, head
+
+
+def torch_step_times(output: str, steps: int) -> list[float]:
+  torch, embed, rnn, head = _torch_model(output)
   params = [*embed.parameters(), *rnn.parameters(), *head.parameters()]
   opt = torch.optim.SGD(params, lr=LR)
   segments = steps + WARMUP[output] + 2
@@ -159,7 +168,8 @@ _NOT_INSTALLED = 3  # exit status of a side whose library is missing
 
 def measure(side: str, output: str, steps: int, env: dict) -> list[float] | None:
   """Seconds of each timed step of one side, in a fresh interpreter (its allocator as a
-  user's job has it); None where the side's library is not installed."""
+  user's job has it); None where the side's library is not installed.  ``output="eval"``:
+  the evaluation's token count, then the seconds of each of ``steps`` timed calls."""
   out = subprocess.run(
     [sys.executable, "-m", "experiments.benchmarks.large_vocab", side, output, str(steps)],
     env={**host_memory.environ_without_settings(), **env},
@@ -171,7 +181,7 @@ def measure(side: str, output: str, steps: int, env: dict) -> list[float] | None
     return None
   if out.returncode:
     raise RuntimeError(f"{side} {output} failed:\n{out.stderr[-3000:]}")
-  return [float(x) for x in out.stdout.split()[-steps:]]
+  return [float(x) for x in out.stdout.split()[-steps - (output == "eval") :]]
 
 
 def _measure_rows(steps: dict, pairs: int) -> list[list[list[float]] | None]:
@@ -230,6 +240,9 @@ def run(quick: bool = False, data_dir: str | None = None) -> str:
         f"- lm_jax adaptive / {what}: **{rate[0] / rate[i]:.2f}x**{goal}; per round "
         f"{min(r):.2f}x to {max(r):.2f}x."
       )
+  from experiments.benchmarks import large_vocab_eval  # Its sides import this module.
+
+  lines += large_vocab_eval.table(quick)
   if ptb:
     (_, full_s), (_, adaptive_s) = ptb
     lines += [
@@ -244,8 +257,19 @@ def run(quick: bool = False, data_dir: str | None = None) -> str:
 
 def main(argv: list[str]) -> None:
   """``python -m experiments.benchmarks.large_vocab lm_jax|torch adaptive|full STEPS``:
-  prints the seconds of each timed step."""
+  prints the seconds of each timed step; ``lm_jax|torch eval REPEATS``: the evaluation's
+  token count and the seconds of each timed pass."""
   side, output, steps = argv[0], argv[1], int(argv[2])
+  if output == "eval":
+    from experiments.benchmarks import large_vocab_eval as ev
+
+    fn = ev.lm_jax_eval_times if side == "lm_jax" else ev.torch_eval_times
+    try:
+      tokens, times = fn(ev.EVAL_SEGMENTS, steps)
+    except ImportError:
+      sys.exit(_NOT_INSTALLED)
+    print(tokens, " ".join(repr(t) for t in times))
+    return
   if side == "lm_jax":
     host_memory.for_training(output)  # As lm_jax's training does, before jax starts.
     fn = lm_jax_step_times
