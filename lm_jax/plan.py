@@ -4,11 +4,14 @@
 only: nothing is allocated), lowers and compiles the real jitted train step for a
 mesh of ``devices`` devices with the shardings the training loop declares, and
 reads the compiled executable's memory analysis (arguments, outputs,
-temporaries per device).  The projected step time divides an analytic count of
-the step's FLOPs (3 x the forward matmuls per token: XLA's cost analysis counts
-the body of a ``lax.scan`` once, not once per step) by a named accelerator's
-published peak rate times a stated utilisation.  A config whose state does not
-fit a device's memory is refused, naming the largest parameters.
+temporaries per device).  The state's initialiser is compiled the same way, as the
+training loop jits it: its random draws take temporaries (4.5 GiB beside a 1.5 GiB
+embedding at V = 793,471, width 512), so with replicated parameters it can peak
+above the step; the plan's peak is the larger of the two.  The projected step time
+divides an analytic count of the step's FLOPs (3 x the forward matmuls per token:
+XLA's cost analysis counts the body of a ``lax.scan`` once, not once per step) by a
+named accelerator's published peak rate times a stated utilisation.  A config whose
+state does not fit a device's memory is refused, naming the largest parameters.
 """
 
 from __future__ import annotations
@@ -54,15 +57,21 @@ class Plan:
   argument_bytes: int  # per device: state + data as the compiled step receives them
   output_bytes: int
   temp_bytes: int
+  init_bytes: int  # per device: the initialiser's state + temporaries
   flops_per_step: float  # analytic, all devices together
   xla_flops_per_step: float  # the compiled per-device program's cost analysis
   tokens_per_step: int
   steps: int
 
   @property
-  def peak_bytes(self) -> int:
-    """Arguments + outputs + temporaries (donated state counted once: outputs alias it)."""
+  def step_bytes(self) -> int:
+    """The step's arguments + temporaries (donated state counted once: outputs alias it)."""
     return self.argument_bytes + self.temp_bytes
+
+  @property
+  def peak_bytes(self) -> int:
+    """The larger of the step's and the initialiser's memory per device."""
+    return max(self.step_bytes, self.init_bytes)
 
   def step_seconds(self, accelerator: str, utilisation: float = UTILISATION) -> float:
     peak, _ = ACCELERATORS[accelerator]
@@ -97,10 +106,12 @@ class CompiledStep:
   shardings: Any
   data: dict  # ShapeDtypeStructs of the training stream [B, cols]
   total_steps: int
+  init_executable: Any  # jax.stages.Compiled: () -> state, on its shardings
 
 
 def compile_step(spec: NeuralSpec, vocab, stream_len: int) -> CompiledStep:
-  """Lowers and compiles the real train step of ``spec`` from shapes only (nothing allocated)."""
+  """Lowers and compiles the real train step of ``spec`` from shapes only (nothing
+  allocated), and the state's initialiser as the training loop jits it."""
   mesh = parallel.make_mesh(spec.mesh.model)
   parallel.check_divisible(spec.train.batch_size, mesh, "train.batch_size")
   cfg, t = ModelConfig.build(spec.model, vocab), spec.train
@@ -119,13 +130,15 @@ def compile_step(spec: NeuralSpec, vocab, stream_len: int) -> CompiledStep:
   )
   state = step_lib.placed(abstract, shardings)
   executable = step_fn.lower(state, data).compile()
-  return CompiledStep(cfg, executable, abstract, shardings, data, total)
+  init_executable = jax.jit(init, out_shardings=shardings).lower().compile()
+  return CompiledStep(cfg, executable, abstract, shardings, data, total, init_executable)
 
 
 def plan(spec: NeuralSpec, vocab, stream_len: int, tokens: int) -> Plan:
   """Compiles the train step of ``spec`` over every visible device; ``vocab`` gives the sizes."""
   c = compile_step(spec, vocab, stream_len)
   memory = c.executable.memory_analysis()
+  init_memory = c.init_executable.memory_analysis()
   cost = c.executable.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   leaves = jax.tree_util.tree_flatten_with_path(c.abstract.params)[0]
@@ -155,6 +168,7 @@ def plan(spec: NeuralSpec, vocab, stream_len: int, tokens: int) -> Plan:
     argument_bytes=int(memory.argument_size_in_bytes),
     output_bytes=int(memory.output_size_in_bytes),
     temp_bytes=int(memory.temp_size_in_bytes),
+    init_bytes=int(init_memory.output_size_in_bytes + init_memory.temp_size_in_bytes),
     flops_per_step=flops_per_token(c.cfg, vocab.counts) * tokens_per_step,
     xla_flops_per_step=float((cost or {}).get("flops", float("nan"))),
     tokens_per_step=tokens_per_step,
@@ -198,8 +212,9 @@ def report(p: Plan, accelerators: list[str], utilisation: float = UTILISATION) -
     f"{_gib(p.parameter_bytes_per_device)} per device); largest: "
     + ", ".join(f"{name} {_gib(b)}" for name, b in p.largest),
     f"per device: arguments {_gib(p.argument_bytes)}, outputs {_gib(p.output_bytes)} "
-    f"(aliasing the donated state), temporaries {_gib(p.temp_bytes)}; peak about "
-    f"{_gib(p.peak_bytes)} (compiled memory analysis)",
+    f"(aliasing the donated state), temporaries {_gib(p.temp_bytes)}: step {_gib(p.step_bytes)}; "
+    f"initialising the state {_gib(p.init_bytes)}; peak about {_gib(p.peak_bytes)} "
+    "(compiled memory analysis)",
     f"per step: {p.tokens_per_step:,} tokens, {p.flops_per_step / 1e12:.4f} TFLOP analytic "
     f"(XLA's per-device count, scan bodies once: {p.xla_flops_per_step / 1e9:.3f} GFLOP)",
     f"steps to the target: {p.steps:,}",
@@ -226,9 +241,15 @@ def check_fits(p: Plan, accelerators: list[str]) -> None:
   for name in accelerators:
     memory = _accelerator(name)[1]
     if p.peak_bytes > memory:
+      init = (
+        f"initialising the state peaks at {_gib(p.init_bytes)} (its random draws), above the "
+        "step; the step: "
+        if p.init_bytes > p.step_bytes
+        else ""
+      )
       raise ConfigError(
         f"the job needs about {_gib(p.peak_bytes)} per device but a {name} has {_gib(memory)}: "
-        f"state and data {_gib(p.argument_bytes)} (largest {p.largest[0][0]}, "
+        f"{init}state and data {_gib(p.argument_bytes)} (largest {p.largest[0][0]}, "
         f"{_gib(p.largest[0][1])}: a larger mesh.model, now {p.model_axis}, splits the "
         f"vocabulary matrices over more devices), temporaries {_gib(p.temp_bytes)} (lower "
         "train.batch_size or train.seq_len, or put more devices on the data axis)."

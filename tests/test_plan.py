@@ -49,3 +49,28 @@ def test_a_job_that_cannot_fit_is_refused_naming_what_to_shard():
   assert "DOES NOT FIT" in proc.stdout
   assert "error: the job needs about" in proc.stderr and "['embed']" in proc.stderr
   assert "a larger mesh.model, now 1," in proc.stderr and "lower train.batch_size" in proc.stderr
+
+
+def test_the_peak_counts_the_initialiser_and_a_refusal_names_it():
+  """The initialiser is compiled as training jits it: its memory holds at least the state
+  it returns, and the plan's peak is the larger of it and the step's."""
+  import dataclasses
+
+  import pytest
+
+  from configs import rnn
+  from lm_jax import plan as plan_lib
+  from lm_jax.errors import ConfigError
+  from lm_jax.spec import parse_neural
+
+  spec = parse_neural(rnn.get_config("lstm_small_ptb,tiny"))
+  p = plan_lib.plan(spec, plan_lib.zipf_vocab(5_000), 10_000, 0)
+  assert p.init_bytes >= p.parameter_bytes > 0  # it returns the parameters (and the rest)
+  assert p.peak_bytes == max(p.step_bytes, p.init_bytes) >= p.step_bytes
+  # A device that holds the step but not the initialiser: the refusal says which.
+  big = dataclasses.replace(p, init_bytes=p.step_bytes + 2**40)
+  memory = plan_lib.ACCELERATORS["tpu-v5e"][1]
+  assert big.step_bytes < memory < big.peak_bytes
+  with pytest.raises(ConfigError, match="initialising the state peaks at .* above the step"):
+    plan_lib.check_fits(big, ["tpu-v5e"])
+  plan_lib.check_fits(p, ["tpu-v5e"])  # the real plan fits: no error
