@@ -7,7 +7,9 @@ reads the compiled executable's memory analysis (arguments, outputs,
 temporaries per device).  The state's initialiser is compiled the same way, as the
 training loop jits it: its random draws take temporaries (4.5 GiB beside a 1.5 GiB
 embedding at V = 793,471, width 512), so with replicated parameters it can peak
-above the step; the plan's peak is the larger of the two.  The projected step time
+above the step.  So is one segment of the evaluation (``eval.batch_size`` rows):
+with a full softmax it makes [rows x V] scores, which a step of the sampled softmax
+never does.  The plan's peak is the largest of the three.  The projected step time
 divides an analytic count of the step's FLOPs (3 x the forward matmuls per token:
 XLA's cost analysis counts the body of a ``lax.scan`` once, not once per step) by a
 named accelerator's published peak rate times a stated utilisation.  A config whose
@@ -30,6 +32,7 @@ from lm_jax.errors import ConfigError
 from lm_jax.models import ModelConfig, output_layers
 from lm_jax.spec import NeuralSpec
 from lm_jax.train import step as step_lib
+from lm_jax.train.evaluate import compile_segment
 
 # Published dense peak rates (FLOP/s) for the dtype lm_jax trains in (float32; TF32 on
 # NVIDIA tensor cores) and device memory (bytes).  Recurrent nets reach a small
@@ -58,6 +61,8 @@ class Plan:
   output_bytes: int
   temp_bytes: int
   init_bytes: int  # per device: the initialiser's state + temporaries
+  eval_bytes: int  # per device: one evaluation segment's parameters, ids + temporaries
+  eval_rows: int  # eval.batch_size
   flops_per_step: float  # analytic, all devices together
   xla_flops_per_step: float  # the compiled per-device program's cost analysis
   tokens_per_step: int
@@ -70,8 +75,8 @@ class Plan:
 
   @property
   def peak_bytes(self) -> int:
-    """The larger of the step's and the initialiser's memory per device."""
-    return max(self.step_bytes, self.init_bytes)
+    """The largest of the step's, the initialiser's and the evaluation's memory per device."""
+    return max(self.step_bytes, self.init_bytes, self.eval_bytes)
 
   def step_seconds(self, accelerator: str, utilisation: float = UTILISATION) -> float:
     peak, _ = ACCELERATORS[accelerator]
@@ -107,11 +112,13 @@ class CompiledStep:
   data: dict  # ShapeDtypeStructs of the training stream [B, cols]
   total_steps: int
   init_executable: Any  # jax.stages.Compiled: () -> state, on its shardings
+  eval_executable: Any  # jax.stages.Compiled: one evaluation segment
 
 
 def compile_step(spec: NeuralSpec, vocab, stream_len: int) -> CompiledStep:
   """Lowers and compiles the real train step of ``spec`` from shapes only (nothing
-  allocated), and the state's initialiser as the training loop jits it."""
+  allocated), the state's initialiser as the training loop jits it, and one segment of
+  its evaluation."""
   mesh = parallel.make_mesh(spec.mesh.model)
   parallel.check_divisible(spec.train.batch_size, mesh, "train.batch_size")
   cfg, t = ModelConfig.build(spec.model, vocab), spec.train
@@ -131,7 +138,10 @@ def compile_step(spec: NeuralSpec, vocab, stream_len: int) -> CompiledStep:
   state = step_lib.placed(abstract, shardings)
   executable = step_fn.lower(state, data).compile()
   init_executable = jax.jit(init, out_shardings=shardings).lower().compile()
-  return CompiledStep(cfg, executable, abstract, shardings, data, total, init_executable)
+  eval_executable = compile_segment(state.params, cfg, spec.eval.batch_size, t.seq_len, mesh)
+  return CompiledStep(
+    cfg, executable, abstract, shardings, data, total, init_executable, eval_executable
+  )
 
 
 def plan(spec: NeuralSpec, vocab, stream_len: int, tokens: int) -> Plan:
@@ -139,6 +149,7 @@ def plan(spec: NeuralSpec, vocab, stream_len: int, tokens: int) -> Plan:
   c = compile_step(spec, vocab, stream_len)
   memory = c.executable.memory_analysis()
   init_memory = c.init_executable.memory_analysis()
+  eval_memory = c.eval_executable.memory_analysis()
   cost = c.executable.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   leaves = jax.tree_util.tree_flatten_with_path(c.abstract.params)[0]
@@ -169,6 +180,8 @@ def plan(spec: NeuralSpec, vocab, stream_len: int, tokens: int) -> Plan:
     output_bytes=int(memory.output_size_in_bytes),
     temp_bytes=int(memory.temp_size_in_bytes),
     init_bytes=int(init_memory.output_size_in_bytes + init_memory.temp_size_in_bytes),
+    eval_bytes=int(eval_memory.argument_size_in_bytes + eval_memory.temp_size_in_bytes),
+    eval_rows=spec.eval.batch_size,
     flops_per_step=flops_per_token(c.cfg, vocab.counts) * tokens_per_step,
     xla_flops_per_step=float((cost or {}).get("flops", float("nan"))),
     tokens_per_step=tokens_per_step,
@@ -213,8 +226,8 @@ def report(p: Plan, accelerators: list[str], utilisation: float = UTILISATION) -
     + ", ".join(f"{name} {_gib(b)}" for name, b in p.largest),
     f"per device: arguments {_gib(p.argument_bytes)}, outputs {_gib(p.output_bytes)} "
     f"(aliasing the donated state), temporaries {_gib(p.temp_bytes)}: step {_gib(p.step_bytes)}; "
-    f"initialising the state {_gib(p.init_bytes)}; peak about {_gib(p.peak_bytes)} "
-    "(compiled memory analysis)",
+    f"initialising the state {_gib(p.init_bytes)}; evaluating {p.eval_rows} rows "
+    f"{_gib(p.eval_bytes)}; peak about {_gib(p.peak_bytes)} (compiled memory analysis)",
     f"per step: {p.tokens_per_step:,} tokens, {p.flops_per_step / 1e12:.4f} TFLOP analytic "
     f"(XLA's per-device count, scan bodies once: {p.xla_flops_per_step / 1e9:.3f} GFLOP)",
     f"steps to the target: {p.steps:,}",
@@ -241,12 +254,17 @@ def check_fits(p: Plan, accelerators: list[str]) -> None:
   for name in accelerators:
     memory = _accelerator(name)[1]
     if p.peak_bytes > memory:
-      init = (
-        f"initialising the state peaks at {_gib(p.init_bytes)} (its random draws), above the "
-        "step; the step: "
-        if p.init_bytes > p.step_bytes
-        else ""
-      )
+      init = ""
+      if p.eval_bytes > p.step_bytes and p.eval_bytes >= p.init_bytes:
+        init = (
+          f"evaluation needs {_gib(p.eval_bytes)}, above the step (its {p.eval_rows} rows of "
+          "scores; lower eval.batch_size); the step: "
+        )
+      elif p.init_bytes > p.step_bytes:
+        init = (
+          f"initialising the state peaks at {_gib(p.init_bytes)} (its random draws), above "
+          "the step; the step: "
+        )
       raise ConfigError(
         f"the job needs about {_gib(p.peak_bytes)} per device but a {name} has {_gib(memory)}: "
         f"{init}state and data {_gib(p.argument_bytes)} (largest {p.largest[0][0]}, "

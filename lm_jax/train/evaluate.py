@@ -36,6 +36,19 @@ def _eval_token_nll(params, grid_SxBxT: dict, *, cfg: ModelConfig, batch_size: i
   return jax.lax.scan(body, get_model(cfg).init_carry(cfg, batch_size), grid_SxBxT)[1]
 
 
+def compile_segment(params, cfg: ModelConfig, batch_size: int, seq_len: int, mesh):
+  """The evaluation of one [batch_size, seq_len] segment compiled from the shapes and
+  shardings of ``params`` (``jax.ShapeDtypeStruct`` leaves will do): what a plan reads
+  the evaluation's memory per device from (more segments add only their ids)."""
+  shape = (1, batch_size, seq_len)
+  ids = jax.ShapeDtypeStruct(shape, np.int32)
+  ids = jax.ShapeDtypeStruct(
+    shape, np.int32, sharding=parallel.rows_sharding(mesh, ids, batch_size, axis=1)
+  )
+  grid = {"inputs": ids, "targets": ids}
+  return _eval_token_nll.lower(params, grid, cfg=cfg, batch_size=batch_size).compile()
+
+
 def token_logprobs(
   params, tokens: TokenArray, cfg: ModelConfig, batch_size: int, seq_len: int, mesh=None
 ) -> np.ndarray:
