@@ -117,6 +117,66 @@ def test_eight_devices_match_one_device(tmp_path):
   assert args8 == pytest.approx(args1 / 8, rel=0.05)
 
 
+UNEVEN = r"""
+import functools, json
+import jax, numpy as np
+from configs import rnn
+from lm_jax import parallel, plan
+from lm_jax.data.tokens import TokenArray
+from lm_jax.models import ModelConfig
+from lm_jax.spec import parse_neural
+from lm_jax.train import step as S
+from lm_jax.train.evaluate import compile_segment, token_logprobs
+
+spec = parse_neural(rnn.get_config("lstm_small_ptb_sampled,tiny"))
+v, b, t = 10_001, 8, spec.train.seq_len  # V odd: no model axis divides it
+cfg = ModelConfig.build(spec.model, plan.zipf_vocab(v))
+rng = np.random.default_rng(0)
+ids = rng.integers(0, v, b * t * 3).astype(np.int32)
+ends = np.arange(20, len(ids) + 1, 20)
+tokens = TokenArray(ids=ids[: ends[-1]], starts=np.r_[0, ends], oov=np.zeros(ends[-1], bool))
+out = {}
+for model in (1, 8):
+  mesh = parallel.make_mesh(model)
+  init = functools.partial(S.init_state, 0, cfg, spec.optim, b)
+  abstract = jax.eval_shape(init)
+  shardings = S.state_shardings(abstract, mesh, b, cfg)
+  params = jax.jit(init, out_shardings=shardings)().params
+  placed = S.placed(abstract, shardings).params
+  memory = compile_segment(placed, cfg, b, t, mesh).memory_analysis()
+  out[model] = {
+    "logp": token_logprobs(params, tokens, cfg, b, t, mesh).tolist(),
+    "temp": memory.temp_size_in_bytes,
+    "output_spec": list(shardings.params["W_o"].spec),
+  }
+out["scores_bytes"] = b * t * v * 4
+print(json.dumps(out))
+"""
+
+
+def test_evaluation_splits_the_scores_over_the_model_axis_when_v_does_not_divide(tmp_path):
+  """8 simulated devices, V = 10,001: the output matrix can only be split on its hidden
+  dimension, so a device would hold partial sums of every row's scores. Evaluation moves
+  the matrix onto its vocabulary dimension first: with ``mesh.model=8`` no device holds a
+  whole [rows, T, V] block of scores (4 bytes each), and the log-probabilities are the
+  data-parallel ones."""
+  env = {
+    **os.environ,
+    "JAX_PLATFORMS": "cpu",
+    "PYTHONPATH": str(REPO),
+    "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
+  }
+  env.pop(parallel.DISTRIBUTED_ENV, None)
+  proc = subprocess.run(
+    [sys.executable, "-c", UNEVEN], cwd=REPO, env=env, capture_output=True, text=True, timeout=240
+  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  out = json.loads(proc.stdout.strip().splitlines()[-1])
+  assert out["8"]["output_spec"] == ["model"]  # [D, V] split on D, not on V
+  assert out["8"]["temp"] < out["scores_bytes"]
+  assert out["8"]["logp"] == pytest.approx(out["1"]["logp"], rel=1e-5)
+
+
 def test_batch_must_divide_over_the_mesh():
   mesh = parallel.make_mesh()
   parallel.check_divisible(mesh.shape[parallel.DATA_AXIS] * 3, mesh, "train.batch_size")

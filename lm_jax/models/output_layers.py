@@ -229,10 +229,16 @@ def class_log_probs(params: dict, h, cfg):
 # -- Exact per-token negative log-likelihood (evaluation) ------------------------------
 
 
-def token_nll(params: dict, feats: dict, targets_BxT, cfg):
-  """[B, T] ``-ln p(target)`` under the exact, normalized distribution (float32)."""
+def token_nll(params: dict, feats: dict, targets_BxT, cfg, scores_sharding=None):
+  """[B, T] ``-ln p(target)`` under the exact, normalized distribution (float32).
+
+  ``scores_sharding`` (``lm_jax.parallel.scores_sharding``) places the [B, T, V] scores
+  of the layers that make them."""
   if cfg.output != "adaptive":
-    return losses.token_nll(scores(params, feats, cfg), targets_BxT)
+    logits = scores(params, feats, cfg)
+    if scores_sharding is not None:
+      logits = jax.lax.with_sharding_constraint(logits, scores_sharding)
+    return losses.token_nll(logits, targets_BxT)
   h = _flat(feats["h"])
   h = h.astype(jnp.promote_types(h.dtype, jnp.float32))
   nll_N = adaptive_token_nll(params, h, targets_BxT.reshape(-1), cfg)
