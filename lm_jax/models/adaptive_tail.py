@@ -91,18 +91,18 @@ def _looped(h_NxD, p, w, b, rows, local, count, mask):
   return jax.lax.fori_loop(0, (count + size - 1) // size, body, start)
 
 
-def _by_block(one_block, looped, h_NxD, *args):
-  """``one_block(size, h, *args)`` for the smallest block that holds ``count`` rows
-  (``args[-2]``), or ``looped(h, *args)`` past the largest."""
-  n, count = h_NxD.shape[0], args[-2]
-  sizes = [s for s in BLOCKS[:-1] if s < n]
+def _by_block(one_block, looped, count, h_NxD, *args):
+  """``one_block(size, h, *args)`` for the smallest block that holds ``count`` rows, or
+  ``looped(h, *args)`` past the largest."""
+  sizes = [s for s in BLOCKS[:-1] if s < h_NxD.shape[0]]
   branches = [functools.partial(one_block, s) for s in sizes] + [looped]
   index = jnp.searchsorted(jnp.asarray(sizes, jnp.int32), count) if sizes else 0
   return jax.lax.switch(index, branches, h_NxD, *args)
 
 
 def _loss_and_grads(h_NxD, p, w, b, rows, local, count, mask):
-  loss, *grads = _by_block(_one_block, _looped, h_NxD, p, w, b, rows, local, count, mask)
+  args = (h_NxD, p, w, b, rows, local, count, mask)
+  loss, *grads = _by_block(_one_block, _looped, count, *args)
   return loss, tuple(grads)
 
 
@@ -155,4 +155,5 @@ def _looped_nll(h_NxD, p, w, b, rows, local, count, mask):
 def cluster_token_nll(h_NxD, p, w, b, rows, local, count):
   """[N]: ``-log softmax(h P W + b)[local]`` for the ``count`` rows listed first in
   ``rows``, 0 for the others; only those rows' logits are computed (evaluation)."""
-  return _by_block(_one_block_nll, _looped_nll, h_NxD, p, w, b, rows, local, count, None)
+  args = (h_NxD, p, w, b, rows, local, count, None)
+  return _by_block(_one_block_nll, _looped_nll, count, *args)
