@@ -111,14 +111,12 @@ class CompiledStep:
   shardings: Any
   data: dict  # ShapeDtypeStructs of the training stream [B, cols]
   total_steps: int
-  init_executable: Any  # jax.stages.Compiled: () -> state, on its shardings
-  eval_executable: Any  # jax.stages.Compiled: one evaluation segment
+  mesh: Any
+  init: Any  # () -> TrainState: the initialiser the training loop jits
 
 
 def compile_step(spec: NeuralSpec, vocab, stream_len: int) -> CompiledStep:
-  """Lowers and compiles the real train step of ``spec`` from shapes only (nothing
-  allocated), the state's initialiser as the training loop jits it, and one segment of
-  its evaluation."""
+  """Lowers and compiles the real train step of ``spec`` from shapes only (nothing allocated)."""
   mesh = parallel.make_mesh(spec.mesh.model)
   parallel.check_divisible(spec.train.batch_size, mesh, "train.batch_size")
   cfg, t = ModelConfig.build(spec.model, vocab), spec.train
@@ -137,19 +135,18 @@ def compile_step(spec: NeuralSpec, vocab, stream_len: int) -> CompiledStep:
   )
   state = step_lib.placed(abstract, shardings)
   executable = step_fn.lower(state, data).compile()
-  init_executable = jax.jit(init, out_shardings=shardings).lower().compile()
-  eval_executable = compile_segment(state.params, cfg, spec.eval.batch_size, t.seq_len, mesh)
-  return CompiledStep(
-    cfg, executable, abstract, shardings, data, total, init_executable, eval_executable
-  )
+  return CompiledStep(cfg, executable, abstract, shardings, data, total, mesh, init)
 
 
 def plan(spec: NeuralSpec, vocab, stream_len: int, tokens: int) -> Plan:
-  """Compiles the train step of ``spec`` over every visible device; ``vocab`` gives the sizes."""
+  """Compiles the train step of ``spec`` over every visible device, the state's initialiser
+  as the training loop jits it and one segment of its evaluation; ``vocab`` gives the sizes."""
   c = compile_step(spec, vocab, stream_len)
   memory = c.executable.memory_analysis()
-  init_memory = c.init_executable.memory_analysis()
-  eval_memory = c.eval_executable.memory_analysis()
+  init_memory = jax.jit(c.init, out_shardings=c.shardings).lower().compile().memory_analysis()
+  params = step_lib.placed(c.abstract, c.shardings).params
+  segment = compile_segment(params, c.cfg, spec.eval.batch_size, spec.train.seq_len, c.mesh)
+  eval_memory = segment.memory_analysis()
   cost = c.executable.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   leaves = jax.tree_util.tree_flatten_with_path(c.abstract.params)[0]
@@ -254,20 +251,20 @@ def check_fits(p: Plan, accelerators: list[str]) -> None:
   for name in accelerators:
     memory = _accelerator(name)[1]
     if p.peak_bytes > memory:
-      init = ""
+      phase = ""  # evaluation or initialisation, where it needs more than the step
       if p.eval_bytes > p.step_bytes and p.eval_bytes >= p.init_bytes:
-        init = (
+        phase = (
           f"evaluation needs {_gib(p.eval_bytes)}, above the step (its {p.eval_rows} rows of "
           "scores; lower eval.batch_size); the step: "
         )
       elif p.init_bytes > p.step_bytes:
-        init = (
+        phase = (
           f"initialising the state peaks at {_gib(p.init_bytes)} (its random draws), above "
           "the step; the step: "
         )
       raise ConfigError(
         f"the job needs about {_gib(p.peak_bytes)} per device but a {name} has {_gib(memory)}: "
-        f"{init}state and data {_gib(p.argument_bytes)} (largest {p.largest[0][0]}, "
+        f"{phase}state and data {_gib(p.argument_bytes)} (largest {p.largest[0][0]}, "
         f"{_gib(p.largest[0][1])}: a larger mesh.model, now {p.model_axis}, splits the "
         f"vocabulary matrices over more devices), temporaries {_gib(p.temp_bytes)} (lower "
         "train.batch_size or train.seq_len, or put more devices on the data axis)."
