@@ -65,8 +65,9 @@ def test_out_of_core_equals_in_memory(tmp_path, order, smoothing, kn_statistics,
   lm = NGramLM.estimate(
     train, vocab, order, smoothing, kn_statistics=kn_statistics, discount_fallback=fallback
   )
-  # A 48 MiB budget (24 MiB for the engine, less than its tables) in many small chunks: the
-  # engine evicts and spills, and lmplz's statistics are tracked across chunk boundaries.
+  # The smallest budget, its passes cut far smaller than it would (chunks of 5000 positions,
+  # buckets of 3000 records, slabs of 700 contexts): every pass spans many of each, and
+  # lmplz's statistics are tracked across the text's chunks.
   est = external.estimate_kneser_ney(
     slices(train, 5000),
     vocab.size,
@@ -78,6 +79,7 @@ def test_out_of_core_equals_in_memory(tmp_path, order, smoothing, kn_statistics,
     fallback=None if fallback is None else (0.5, 1.0, 1.5),
     lmplz_statistics=kn_statistics == "lmplz",
     out_dir=str(tmp_path / "arrays"),
+    sizes={"chunk": 5000, "bucket_rows": 3000, "slab": 700},
   )
   assert est.info["discounts"] == lm.tables.info["discounts"]
   _assert_same(est, lm)
@@ -112,12 +114,17 @@ def test_ptb_run_out_of_core_writes_the_same_files(ptb_dir, tmp_path, order):
   assert sorted(p.name for p in tmp_path.iterdir()) == ["mem", "ooc"]  # No temporaries left.
 
 
-def test_streamed_directory_equals_load_data(tmp_path):
+@pytest.mark.parametrize("spill", [False, True])  # Read twice, or once to ids on disk.
+def test_streamed_directory_equals_load_data(tmp_path, spill):
   sents = [" ".join(s) for s in _generated(20_000)]
   root = write_corpus(tmp_path / "c", "\n".join(sents) + "\n", "a b zz\n", "b a\n")
   data = DataSpec(name=None, dir=str(root), min_count=2)
   _, vocab, arrays = load_data(data)
-  streamed = stream_data(data, chunk_tokens=3000)
+  spill_dir = tmp_path / "spill" if spill else None
+  if spill:
+    spill_dir.mkdir()
+  streamed = stream_data(data, chunk_tokens=3000, spill_dir=spill_dir)
+  assert streamed.vocab.tokens == vocab.tokens and streamed.vocab.counts == vocab.counts
   assert streamed.vocab.hash == vocab.hash and streamed.train_tokens == arrays["train"].num_tokens
   chunks = list(streamed.train())
   assert len(chunks) > 2
@@ -129,7 +136,7 @@ def test_streamed_directory_equals_load_data(tmp_path):
   assert streamed.info.describe()["checksums"].keys() == {"train.txt", "valid.txt", "test.txt"}
   (root / "train.txt").write_bytes(b"caf\xe9\n")
   with pytest.raises(CorpusError, match="not UTF-8"):
-    stream_data(data, chunk_tokens=3000)
+    stream_data(data, chunk_tokens=3000, spill_dir=spill_dir)
 
 
 def test_parse_memory():

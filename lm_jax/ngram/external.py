@@ -1,37 +1,31 @@
 """Out-of-core (modified) Kneser-Ney estimation in a memory budget, as lmplz ``-S``/``-T``.
 
-The in-memory path (``counts.count_ngrams``) keeps every distinct n-gram in RAM.
-Here the n-gram tables live in an in-memory DuckDB database whose blocks spill to
-``temp_dir``, and every stage is a relational query that DuckDB runs within
-``memory_limit``, spilling tables, hash tables and sorts to disk when they do not fit: the
-stages of KenLM's builder as queries (in memory, not a file: a file keeps dropped blocks).
+The in-memory path (``counts.count_ngrams``, ``kneser_ney.kneser_ney``) keeps every
+n-gram in RAM.  Here the same arrays live on disk under ``temp_dir`` and every stage is
+a pass over them a slice at a time (KenLM's builder's stages, on sorted files):
 
-1. Counting: the training text streams in chunks; each chunk inserts its top-order
-   windows (and the lower-order n-grams that start with ``<s>``), then one
-   ``GROUP BY`` counts them.
-2. Adjusted counts: an order's continuation counts are a ``GROUP BY`` of the
-   order above on its suffix; n-grams starting with ``<s>`` keep raw counts.
-3. Discounts: counts-of-counts per order (with lmplz's one-n-gram-per-order
-   statistics, tracked while streaming), then Chen & Goodman's formula.
-4. Denominators and gammas: a ``GROUP BY`` on each order's context.
-5. Interpolation, lowest order first: each order joins its context's sums, then
-   its suffix's probability (one join per statement: two hash joins in one
-   pipeline can exhaust the engine's memory where each alone spills).
-6. Output: each order sorted as the in-memory trie (by last word, then the
-   word before, ...), its suffix's rank being the suffix's row in the order
-   below's sorted table, read back a slice at a time into ``.npy`` files
-   (``OrderArrays``).
+1. Reading: the training text streams in chunks to the stream of ids on disk, with
+   each token's position in its sentence; the unigram counts and what lmplz's
+   statistics need are tracked on the way (``ooc_stream.Windows``).
+2. Counting, order by order: an external sort of the n-grams by (suffix id, first
+   word), as ``count_ngrams``' keys (``ooc_count``).  Each order comes out in trie
+   order, with its raw counts, its prefixes (contexts) and the continuation counts of
+   the order below.
+3. Adjusted counts and discounts: counts-of-counts per order in one pass (with lmplz's
+   one-n-gram-per-order statistics), then Chen & Goodman's formula.
+4. Interpolation, lowest order first: each order's context sums and gammas, then its
+   probabilities mixed with its suffix's, in slabs of contexts that fit the budget.
 
 Every probability takes the same IEEE operations, in the same order, as
-``kneser_ney.kneser_ney``: the tables are equal bit for bit (logarithms are numpy's).
-``arrays_io.ArrayModel`` writes the ARPA file from the arrays (byte-identical to the
-in-memory writer's) and ``arrays_io.save_scoring`` the scoring model read from disk.
-
-DuckDB is the engine because it already does this, tested at scale (README, "Out of core").
+``kneser_ney.kneser_ney``: the arrays are equal bit for bit.  ``arrays_io.ArrayModel``
+writes the ARPA file from them (byte-identical to the in-memory writer's) and
+``arrays_io.save_scoring`` the scoring model read from disk.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import errno
 import os
 import re
 import shutil
@@ -43,16 +37,15 @@ import numpy as np
 from lm_jax.data.tokens import TokenArray
 from lm_jax.errors import ConfigError
 from lm_jax.ngram import kneser_ney as kn_lib
-from lm_jax.ngram import ooc_stream
-from lm_jax.ngram.ooc_arrays import Estimate, Stages, log_nan, save_order, write_order
+from lm_jax.ngram import npy, ooc_stream
+from lm_jax.ngram.ooc_arrays import Estimate, OrderArrays, Stages, log_nan
+from lm_jax.ngram.ooc_count import POS_CAP, Counter, OnDisk
 
 _UNITS = {"": 1, "B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
-# The share of the budget DuckDB may use; the rest holds one text chunk, its windows
-# and one output chunk in numpy (see ``_chunk_rows``), and the engine's own memory
-# outside its buffer pool (measured: the process's RSS exceeds the limit by up to 1 GB
-# at 100M tokens).
-ENGINE_SHARE = 0.5
 MIN_MEMORY = 48 * 2**20
+# Bytes of working memory per position in a partition chunk, per record in a sorted
+# bucket and per context in a slab (measured peaks of those passes, with their temporaries).
+CHUNK_BYTES, BUCKET_BYTES, SLAB_BYTES, ROW_BYTES = 72, 72, 32, 128
 
 
 def parse_memory(value) -> int | None:
@@ -76,23 +69,42 @@ def parse_memory(value) -> int | None:
   if nbytes < MIN_MEMORY:
     raise ConfigError(
       f"memory={value!r} is {nbytes} bytes; out-of-core estimation needs at least "
-      f"{MIN_MEMORY // 2**20}M (the engine's working set). Give a larger budget."
+      f"{MIN_MEMORY // 2**20}M (the working set of its passes). Give a larger budget."
     )
   return nbytes
 
 
-def _cols(k: int, prefix: str = "") -> str:
-  return ", ".join(f"{prefix}w{j}" for j in range(1, k + 1))
+def chunk_tokens(memory: int) -> int:
+  """Tokens per text chunk: as Python token lists about 100 bytes each, in a sixteenth of
+  the budget (Python keeps freed list memory in its arenas, so a text chunk's peak stays
+  resident for the rest of the run)."""
+  return max(1 << 14, memory // 16 // 100)
 
 
-def _on(k: int, left: str, right: str, shift: int = 0) -> str:
-  """Join condition ``left.w(j+shift) = right.wj`` for j = 1..k."""
-  return " AND ".join(f"{left}.w{j + shift} = {right}.w{j}" for j in range(1, k + 1))
+class _Budget:
+  """How the budget splits, given the corpus: the ids per position (4 bytes each, held
+  while an order is sorted) and the vocabulary's arrays are fixed; the rest is working
+  memory for chunks, buckets and slabs.  As lmplz's ``-S``, the budget is the data's: the
+  interpreter and its libraries (about 100 MiB) come on top.  ``sizes`` overrides the
+  split (``chunk``, ``bucket_rows``, ``rows``, ``slab``; tests use it to force many of each)."""
 
-
-def _desc(k: int) -> str:
-  """The trie's order: last word first (a suffix's extensions are contiguous)."""
-  return ", ".join(f"w{j}" for j in range(k, 0, -1))
+  def __init__(self, memory: int, positions: int, vocab_size: int, sizes: dict | None = None):
+    fixed = 4 * positions + 64 * vocab_size
+    work = memory - fixed
+    if work < 16 * 2**20:
+      raise ConfigError(
+        f"memory={memory / 2**20:.0f} MiB is too small for this corpus: its {positions} "
+        f"positions and {vocab_size} words take {fixed / 2**20:.0f} MiB (4 bytes a token, "
+        "64 a word) and the passes need 16 MiB more. Give a larger budget "
+        f"(--config.memory=...), at least {(fixed >> 20) + 17}M."
+      )
+    self.chunk = max(1 << 12, work // 4 // CHUNK_BYTES)  # three in flight
+    # Up to 1.5x, three at a time; at most 4M (np.sort runs about 25% faster than on 16M).
+    self.bucket_rows = max(1 << 12, min(work // 5 // BUCKET_BYTES, 1 << 22))
+    self.rows = max(1 << 12, work // 8 // ROW_BYTES)  # n-grams per pass over an order
+    self.slab = max(1 << 12, work * 3 // 4 // SLAB_BYTES)
+    for name, value in (sizes or {}).items():
+      setattr(self, name, value)
 
 
 def estimate_kneser_ney(
@@ -108,193 +120,256 @@ def estimate_kneser_ney(
   out_dir: str = "",
   threads: int | None = None,
   stages: Stages | None = None,
+  sizes: dict | None = None,
 ) -> Estimate:
   """Interpolated (modified) Kneser-Ney of order >= 2 from streamed chunks of whole sentences,
-  within ``memory`` bytes, with the engine's files in a directory under ``temp_dir`` (removed
+  within ``memory`` bytes, with temporary files in a directory under ``temp_dir`` (removed
   at the end); the arrays land in ``out_dir``.  Equal to ``kneser_ney.kneser_ney``."""
-  import duckdb  # Deferred: only out-of-core runs need the engine.
-
   if order < 2:
     raise ConfigError("out-of-core estimation needs order >= 2; unigrams fit in memory anyway.")
+  if order > POS_CAP:
+    raise ConfigError(f"out-of-core estimation supports orders up to {POS_CAP}, got {order}.")
+  if vocab_size >= 2**23:
+    raise ConfigError(
+      f"out-of-core estimation packs word ids in 23 bits; this vocabulary has {vocab_size} "
+      "words. Map rare words to <unk> (data.min_count) to shrink it."
+    )
   if not out_dir:
     raise ValueError("out_dir is required: the directory for the model's arrays.")
   os.makedirs(out_dir, exist_ok=True)
-  base = tempfile.mkdtemp(prefix="lm_jax-ngram-engine-", dir=temp_dir)
-  con = duckdb.connect(":memory:")
+  base = tempfile.mkdtemp(prefix="lm_jax-ngram-sort-", dir=temp_dir)
+  threads = threads or min(2, len(os.sched_getaffinity(0)))
   try:
-    con.execute(f"SET memory_limit = '{int(memory * ENGINE_SHARE) // 2**20}MB'")
-    con.execute(f"SET temp_directory = '{os.path.join(base, 'spill')}'")
-    con.execute(f"SET threads = {threads or len(os.sched_getaffinity(0))}")
-    # Set only around the sorts whose order is read back by rowid; elsewhere it costs memory.
-    con.execute("SET preserve_insertion_order = false")
-    # Joins run as written, each probing a smaller table: reordered, ``x.w2 = c.w2 AND x.w2 =
-    # s.w1`` let the optimizer join the two small tables on one word first (a near cross product).
-    con.execute("SET disabled_optimizers = 'join_order'")
     stages = stages or Stages(base)
     stages.restart(base)
-    windows = ooc_stream.Windows(con, order, vocab_size, bos_id)
-    for chunk in chunks:
-      windows.add(chunk)
+    disk = OnDisk(base)
+    windows = ooc_stream.Windows(order, vocab_size, bos_id)
+    with open(disk.path("stream"), "wb") as fs, open(disk.path("pos"), "wb") as fp:
+      for chunk in chunks:
+        stream, pos = windows.add(chunk)
+        stream.tofile(fs)
+        np.minimum(pos, POS_CAP).astype(np.uint8).tofile(fp)
     if windows.window is None:
       raise ConfigError("the training text is empty; give a corpus with at least one sentence.")
+    if windows.offset >= 2**32:
+      raise ConfigError(
+        f"the training text has {windows.offset} tokens with <s>; out-of-core estimation "
+        "counts positions in 32 bits (< 4.29e9): split the corpus."
+      )
+    budget = _Budget(memory, windows.offset, vocab_size, sizes)
     stages.done("read")
-    est = _estimate(con, windows, modified, fallback, lmplz_statistics, out_dir, memory, stages)
-    est.info["stages"] = stages.rows
-    return est
-  except duckdb.OutOfMemoryException as e:
+    pool = concurrent.futures.ThreadPoolExecutor(threads) if threads > 1 else None
+    try:
+      est = _Estimator(disk, windows, out_dir, budget, pool, stages)
+      est.count()
+      return est.estimate(modified, fallback, lmplz_statistics)
+    finally:
+      if pool is not None:
+        pool.shutdown()
+  except MemoryError:
     raise ConfigError(
-      f"memory={memory / 2**20:.0f} MiB is too small for this corpus: the engine's working "
-      f"set did not fit its {ENGINE_SHARE:.0%} share even spilling to disk "
-      f"({str(e).splitlines()[0]}). Give a larger "
-      "budget (--config.memory=...)."
+      f"memory={memory / 2**20:.0f} MiB: the machine could not give the passes their share "
+      "of it; give a budget the machine has free (--config.memory=...)."
     ) from None
-  except duckdb.IOException as e:
+  except OSError as e:
+    if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+      raise
     raise ConfigError(
-      f"out-of-core estimation could not write its temporary files under {base} "
-      f"({str(e).splitlines()[0]}); free "
+      f"out-of-core estimation could not write its temporary files under {base} ({e}); free "
       "disk space there or point temp_dir at a larger disk (--config.temp_dir=DIR)."
     ) from None
   finally:
-    con.close()
     shutil.rmtree(base, ignore_errors=True)
 
 
-def _estimate(
-  con, w: ooc_stream.Windows, modified, fallback, lmplz_stats, out_dir, memory, stages: Stages
-) -> Estimate:
-  n, size, bos = w.n, w.size, w.bos
-  q = con.execute
-  # 1-2. Counts and adjusted counts (a{k}: w1..wk, a); the raw counts lmplz's statistics need.
-  q(f"CREATE TABLE a{n} AS SELECT {_cols(n)}, count(*) AS a FROM top GROUP BY ALL")
-  q("DROP TABLE top")
-  stages.done("count")
-  grams = ooc_stream.lmplz_grams(w) if lmplz_stats else []
-  raws = [ooc_stream.raw_count(con, w, g) for g in grams]
-  for k in range(n - 1, 1, -1):
-    shifted = ", ".join(f"w{j + 1} AS w{j}" for j in range(1, k + 1))
-    q(
-      f"CREATE TABLE a{k} AS SELECT {shifted}, count(*) AS a FROM a{k + 1} GROUP BY ALL "
-      f"UNION ALL SELECT {_cols(k)}, count(*) AS a FROM bos{k} GROUP BY ALL"
-    )
-    q(f"DROP TABLE bos{k}")
-  stages.done("adjust")
-  cont = q("SELECT w2, count(*) AS m FROM a2 GROUP BY w2").fetchnumpy()
-  adj1 = np.zeros(size, np.int64)
-  adj1[cont["w2"]] = cont["m"]
-  adj1[bos] = 0
-  # 3. Counts-of-counts (lmplz's: one n-gram per order counted by its raw count), discounts.
-  coc = [kn_lib.count_of_counts(adj1)]
-  for k in range(2, n + 1):
-    rows = q(f"SELECT least(a, 5) AS b, count(*) AS m FROM a{k} GROUP BY b").fetchnumpy()
-    c = np.zeros(6, np.int64)
-    c[rows["b"]] = rows["m"]
-    coc.append(c[:5])
-  for g, raw in zip(grams, raws):
-    k = len(g)
-    where = " AND ".join(f"w{j + 1} = {x}" for j, x in enumerate(g))
-    adj = (
-      int(adj1[g[0]]) if k == 1 else int(q(f"SELECT a FROM a{k} WHERE {where}").fetchall()[0][0])
-    )
-    for value, step in ((adj, -1), (raw, 1)):
-      if value < len(coc[k - 1]):
-        coc[k - 1][value] += step
-  ds, notes = kn_lib.discounts_from_counts(coc, modified, fallback)
-  stages.done("discounts")
-  # 4-5. The lowest order in numpy, the others in the engine, as kneser_ney.kneser_ney.
-  d = ds[0]
-  pred = np.ones(size, bool)
-  pred[bos] = False
-  disc = d[np.minimum(adj1, 3)]
-  bucket = [float((adj1 == 1).sum()), float((adj1 == 2).sum()), float((adj1 >= 3).sum())]
-  denom1 = float(adj1.sum())
-  gamma1 = sum(d[j + 1] * bucket[j] for j in range(3)) / denom1
-  prob1 = np.where(pred, (adj1 - disc) / denom1 + gamma1 / int(pred.sum()), 0.0)
-  con.register("p1_np", {"w1": np.arange(size, dtype=np.int32), "p": prob1})
-  q("CREATE TABLE p1 AS SELECT * FROM p1_np")
-  con.unregister("p1_np")
-  for k in range(2, n + 1):
-    # Discounts as parameters: SQL number literals would be DECIMALs, not these doubles.
-    dk = {f"d{j}": float(ds[k - 1][j]) for j in (1, 2, 3)}
-    pre = _cols(k - 1)
-    # Σa and the bucket counts are exact integers in float64, as numpy's bincount gives them.
-    q(
-      f"CREATE TABLE ctx{k} AS SELECT {pre}, denom, "
-      f"($d1 * n1 + $d2 * n2 + $d3 * n3) / denom AS gamma FROM ("
-      f"SELECT {pre}, sum(a)::DOUBLE AS denom, count_if(a = 1)::DOUBLE AS n1, "
-      f"count_if(a = 2)::DOUBLE AS n2, count_if(a >= 3)::DOUBLE AS n3 FROM a{k} GROUP BY ALL)",
-      dk,
-    )
-    # One join per statement: two hash joins in one pipeline can exhaust the engine's
-    # memory where each alone spills (measured: 10M tokens in a 200M budget).
-    q(
-      f"CREATE TABLE t{k} AS SELECT {_cols(k, 'x.')}, (x.a - CASE WHEN x.a = 1 THEN $d1 "
-      f"WHEN x.a = 2 THEN $d2 ELSE $d3 END) / c.denom AS u, c.gamma AS g FROM a{k} x "
-      f"JOIN ctx{k} c ON {_on(k - 1, 'x', 'c')}",
-      dk,
-    )
-    q(f"DROP TABLE a{k}")
-    q(
-      f"CREATE TABLE p{k} AS SELECT {_cols(k, 'x.')}, x.u + x.g * s.p AS p FROM t{k} x "
-      f"JOIN p{k - 1} s ON {_on(k - 1, 'x', 's', 1)}"
-    )
-    q(f"DROP TABLE t{k}")
-    stages.done(f"interpolate {k}")
-  # 6. Each order sorted as the trie, with its suffix's rank and its back-off (as a context).
-  ctx2 = q("SELECT w1, gamma FROM ctx2").fetchnumpy()
-  gamma = np.full(size, np.nan)
-  gamma[ctx2["w1"]] = ctx2["gamma"]
-  arrays = [
-    save_order(
+class _Estimator:
+  def __init__(self, disk: OnDisk, w: ooc_stream.Windows, out_dir, budget: _Budget, pool, stages):
+    self.d, self.w, self.out, self.budget, self.pool, self.stages = (
+      disk,
+      w,
       out_dir,
-      1,
-      np.full(size, -1, np.int32),
-      np.arange(size, dtype=np.int32),
-      np.log(prob1, where=prob1 > 0, out=np.full(size, -np.inf)),
-      log_nan(gamma),
+      budget,
+      pool,
+      stages,
     )
-  ]
-  for k in range(2, n + 1):
-    # The suffix's rank is its row in the order below's sorted table (rowid): no window
-    # function, which would hold a whole order in memory.
-    if k < n:  # Its back-off as a context (NULL where it is none).
-      q(
-        f"CREATE TABLE b{k} AS SELECT x.*, c.gamma FROM p{k} x "
-        f"LEFT JOIN ctx{k + 1} c ON {_on(k, 'x', 'c')}"
+    self.n, self.size, self.bos = w.n, w.size, w.bos
+    self.sizes = [w.size]
+
+  def _npy(self, name: str, k: int, lo: int = 0, hi: int | None = None) -> np.ndarray:
+    return npy.read(os.path.join(self.out, f"{name}{k}.npy"), lo, hi)
+
+  def _rows(self, k: int, step: int | None = None):
+    step = step or self.budget.rows
+    for lo in range(0, self.sizes[k - 1], step):
+      yield lo, min(lo + step, self.sizes[k - 1])
+
+  def count(self) -> None:
+    counter = Counter(
+      self.d,
+      self.out,
+      self.w.offset,
+      self.size,
+      self.bos,
+      chunk=self.budget.chunk,
+      bucket_rows=self.budget.bucket_rows,
+    )
+    for k in range(2, self.n + 1):
+      if k == 2:  # Words at positions after <s>: every occurrence but <s>'s own.
+        occ = iter([np.where(np.arange(self.size) == self.bos, 0, self.w.unigram)])
+      else:  # (k-1)-grams not starting with <s> are preceded at each occurrence.
+        occ = (
+          np.where(
+            self._npy("first", k - 1, lo, hi) == self.bos,
+            0,
+            self.d.read(f"count{k - 1}", np.uint32, lo, hi).astype(np.int64),
+          )
+          for lo, hi in self._rows(k - 1)
+        )
+      self.sizes.append(counter.count(k, self.sizes[-1], occ, last=k == self.n, pool=self.pool))
+      self.stages.done(f"count {k}")
+
+  def adjusted(self, k: int, lo: int, hi: int) -> np.ndarray:
+    """Kneser-Ney adjusted counts of order-k n-grams ``lo:hi`` (``kn_lib.adjusted_counts``)."""
+    if k == 1:
+      cont = self.d.read("cont1", np.int32, lo, hi).astype(np.int64)
+      ids = np.arange(lo, hi)
+      return np.where(ids == self.bos, 0, cont)
+    count = self.d.read(f"count{k}", np.uint32, lo, hi).astype(np.int64)
+    if k == self.n:
+      return count
+    cont = self.d.read(f"cont{k}", np.int32, lo, hi).astype(np.int64)
+    return np.where(self._npy("first", k, lo, hi) == self.bos, count, cont)
+
+  def _find(self, gram: tuple[int, ...]) -> int:
+    """The id of an n-gram of the text at its order (``counts.find``), from the files."""
+    node = gram[-1]
+    for j in range(2, len(gram) + 1):
+      suffix = npy.FileArray(os.path.join(self.out, f"suffix{j}.npy"))
+      lo, hi = (int(x) for x in suffix.searchsorted(np.array([node, node + 1])))
+      del suffix
+      node = lo + int(np.searchsorted(self._npy("first", j, lo, hi), gram[-j]))
+    return node
+
+  def estimate(self, modified, fallback, lmplz_stats) -> Estimate:
+    n = self.n
+    coc = []
+    for k in range(1, n + 1):
+      c = np.zeros(6, np.int64)
+      for lo, hi in self._rows(k):
+        c += np.bincount(np.minimum(self.adjusted(k, lo, hi), 5), minlength=6)
+      coc.append(c[:5])
+    for gram in ooc_stream.lmplz_grams(self.w) if lmplz_stats else []:
+      k = len(gram)
+      gid = self._find(gram)
+      raw = (
+        int(self.w.unigram[gid])
+        if k == 1
+        else int(self.d.read(f"count{k}", np.uint32, gid, gid + 1)[0])
       )
-    else:
-      q(f"CREATE TABLE b{k} AS SELECT *, NULL::DOUBLE AS gamma FROM p{k}")
-    rank, below = (
-      ("x.w2", "") if k == 2 else ("s.rowid", f" JOIN out{k - 1} s ON {_on(k - 1, 'x', 's', 1)}")
-    )
-    words = f", {_cols(k, 'x.')}" if k < n else ""  # For the next order's suffix join.
-    q(
-      f"CREATE TABLE u{k} AS SELECT {rank}::INTEGER AS suffix, x.w1 AS first, x.p, x.gamma"
-      f"{words} FROM b{k} x{below}"
-    )
-    q(f"DROP TABLE b{k}")
-    q("SET preserve_insertion_order = true")  # The sorted table keeps its order: rowid = rank.
-    q(f"CREATE TABLE out{k} AS SELECT * FROM u{k} ORDER BY suffix, first")
-    q(f"DROP TABLE u{k}")
-    if k > 2:
-      q(f"DROP TABLE out{k - 1}")
-    q(f"DROP TABLE p{k - 1}")
-    q(f"DROP TABLE ctx{k}")
-    stages.done(f"sort {k}")
-    arrays.append(write_order(con, f"out{k}", out_dir, k, _chunk_rows(memory)))
-    q("SET preserve_insertion_order = false")
-    stages.done(f"arrays {k}")
-  q(f"DROP TABLE out{n}")
-  info = {"discounts": [list(map(float, x[1:])) for x in ds], "discount_notes": notes}
-  return Estimate(size, tuple(arrays), info)
+      adj = int(self.adjusted(k, gid, gid + 1)[0])
+      for value, step in ((adj, -1), (raw, 1)):
+        if value < len(coc[k - 1]):
+          coc[k - 1][value] += step
+    ds, notes = kn_lib.discounts_from_counts(coc, modified, fallback)
+    self.stages.done("discounts")
+    # Order 1 in memory, as kneser_ney.kneser_ney; its back-off weights come with order 2.
+    d = ds[0]
+    adj1 = self.adjusted(1, 0, self.size)
+    pred = np.arange(self.size) != self.bos
+    disc = d[np.minimum(adj1, 3)]
+    bucket = [(adj1 == 1).astype(np.float64), (adj1 == 2).astype(np.float64)]
+    bucket.append((adj1 >= 3).astype(np.float64))
+    denom1 = float(adj1.sum())
+    gamma1 = sum(d[j + 1] * bucket[j].sum() for j in range(3)) / denom1
+    prob1 = np.where(pred, (adj1 - disc) / denom1 + gamma1 / int(pred.sum()), 0.0)
+    prob1.tofile(self.d.path("prob1"))
+    np.save(os.path.join(self.out, "suffix1.npy"), np.full(self.size, -1, np.int32))
+    np.save(os.path.join(self.out, "first1.npy"), np.arange(self.size, dtype=np.int32))
+    np.save(os.path.join(self.out, "logp1.npy"), log_nan(prob1))
+    for k in range(2, n + 1):
+      self._interpolate(k, ds[k - 1])
+      self.d.remove(f"prob{k - 1}", f"cont{k - 1}", f"prefix{k}", f"count{k}")
+      self.stages.done(f"interpolate {k}")
+    self.d.remove(f"prob{n}")
+    logbow = npy.NpyWriter(os.path.join(self.out, f"logbow{n}.npy"), np.float64, self.sizes[-1])
+    for lo, hi in self._rows(n):
+      logbow.write(np.full(hi - lo, np.nan))
+    logbow.close()
+    arrays = tuple(OrderArrays(self.out, k, m) for k, m in enumerate(self.sizes, start=1))
+    info = {"discounts": [list(map(float, x[1:])) for x in ds], "discount_notes": notes}
+    return Estimate(self.size, arrays, info)
 
+  def _interpolate(self, k: int, d: np.ndarray) -> None:
+    """Order k's probabilities (``logp{k}``, ``prob{k}``) and order k-1's back-off weights
+    (``logbow{k-1}``), a slab of contexts at a time (one pass over order k per slab)."""
+    prev = self.sizes[k - 2]
+    slabs = [(c0, min(c0 + self.budget.slab, prev)) for c0 in range(0, prev, self.budget.slab)]
+    logbow = npy.NpyWriter(os.path.join(self.out, f"logbow{k - 1}.npy"), np.float64, prev)
+    pieces = []
+    logp = npy.NpyWriter(os.path.join(self.out, f"logp{k}.npy"), np.float64, self.sizes[k - 1])
+    for s, (c0, c1) in enumerate(slabs):
+      whole = len(slabs) == 1
+      # Per context: Σa (below 2**40: at most the positions) with the count of a = 1 above
+      # it, and the counts of a = 2 and a >= 3 side by side: two scatters per n-gram.
+      sum_n1, n2_n3 = np.zeros(c1 - c0, np.int64), np.zeros(c1 - c0, np.int64)
+      for lo, hi in self._rows(k):
+        p, a = self.d.read(f"prefix{k}", np.int32, lo, hi), self.adjusted(k, lo, hi)
+        if not whole:
+          m = (p >= c0) & (p < c1)
+          p, a = p[m] - c0, a[m]
+        np.add.at(sum_n1, p, a + ((a == 1).astype(np.int64) << 40))
+        np.add.at(n2_n3, p, (a == 2).astype(np.int64) + ((a >= 3).astype(np.int64) << 31))
+      # Integer sums, exact in float64: as kneser_ney's bincounts of float64 weights; the
+      # mass d1 n1 + d2 n2 + d3 n3 summed in that order, a block of contexts at a time.
+      denom, gamma = np.empty(c1 - c0), np.empty(c1 - c0)
+      for a in range(0, c1 - c0, self.budget.rows):
+        part = slice(a, min(a + self.budget.rows, c1 - c0))
+        s1, n23 = sum_n1[part], n2_n3[part]
+        denom[part] = s1 & ((1 << 40) - 1)
+        g = (s1 >> 40).astype(np.float64) * d[1]
+        g += (n23 & ((1 << 31) - 1)).astype(np.float64) * d[2]
+        g += (n23 >> 31).astype(np.float64) * d[3]
+        with np.errstate(invalid="ignore", divide="ignore"):
+          gamma[part] = g / denom[part]
+      del sum_n1, n2_n3, s1, n23
+      for a in range(0, c1 - c0, self.budget.rows):
+        part = slice(a, min(a + self.budget.rows, c1 - c0))
+        logbow.write(np.where(denom[part] > 0, log_nan(gamma[part]), np.nan))
+      name = f"piece{k}_{s}" if len(slabs) > 1 else f"prob{k}"
+      with open(self.d.path(name), "wb") as f:
+        for lo, hi in self._rows(k):
+          p, a = self.d.read(f"prefix{k}", np.int32, lo, hi), self.adjusted(k, lo, hi)
+          suffix = self._npy("suffix", k, lo, hi)
+          if not whole:
+            m = (p >= c0) & (p < c1)
+            p, a, suffix = p[m] - c0, a[m], suffix[m]
+          base = int(suffix[0]) if len(suffix) else 0
+          below = self.d.read(f"prob{k - 1}", np.float64, base, int(suffix.max(initial=0)) + 1)
+          disc = d[np.minimum(a, 3)]
+          # Chen & Goodman eq. (interpolated): p(w|h) = (a - D(a)) / Σa + gamma(h) p(w|h').
+          prob = (a - disc) / denom[p] + gamma[p] * below[suffix - base]
+          prob.tofile(f)
+          if whole:
+            logp.write(log_nan(prob))
+      pieces.append(name)
+      del denom, gamma
+    logbow.close()
+    if len(slabs) > 1:
+      self._merge_pieces(k, slabs, pieces, logp)
+    logp.close()
 
-def chunk_tokens(memory: int) -> int:
-  """Tokens per text chunk: as Python token lists about 100 bytes each, then about 60 bytes
-  of windows, in an eighth of the budget's numpy share (Python keeps freed list memory in
-  its arenas, so a text chunk's peak stays resident for the rest of the run)."""
-  return max(1 << 14, int(memory * (1 - ENGINE_SHARE) / 8 / 100))
-
-
-def _chunk_rows(memory: int) -> int:
-  """Rows per output chunk: about 60 bytes each in flight, in the budget's numpy share."""
-  return max(1 << 16, int(memory * (1 - ENGINE_SHARE) / 4 / 60))
+  def _merge_pieces(self, k: int, slabs, pieces, logp) -> None:
+    """``prob{k}`` and ``logp{k}`` in row order from the slabs' pieces (each in row order)."""
+    taken = [0] * len(slabs)
+    edges = np.array([c0 for c0, _ in slabs[1:]], np.int64)
+    with open(self.d.path(f"prob{k}"), "wb") as f:
+      for lo, hi in self._rows(k):
+        slab = np.searchsorted(edges, self.d.read(f"prefix{k}", np.int32, lo, hi), side="right")
+        prob = np.empty(hi - lo)
+        for s, name in enumerate(pieces):
+          m = slab == s
+          prob[m] = self.d.read(name, np.float64, taken[s], taken[s] + int(m.sum()))
+          taken[s] += int(m.sum())
+        prob.tofile(f)
+        logp.write(log_nan(prob))
+    self.d.remove(*pieces)

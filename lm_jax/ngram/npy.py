@@ -13,18 +13,27 @@ import numpy as np
 
 
 class NpyWriter:
-  """Writes a 1-D ``.npy`` file of a known length in appended slices."""
+  """Writes a 1-D ``.npy`` file in appended slices; ``length=None``: as many as are written
+  (the header keeps room for any length and is rewritten at ``close``)."""
 
-  def __init__(self, path: str, dtype, length: int):
+  _ROOM = 128  # header bytes of a file whose length is known only at the end
+
+  def __init__(self, path: str, dtype, length: int | None):
     self.dtype, self.length, self.written = np.dtype(dtype), length, 0
     self.f = open(path, "wb")
-    np.lib.format.write_array_header_1_0(
-      self.f,
-      {
-        "descr": np.lib.format.dtype_to_descr(self.dtype),
-        "fortran_order": False,
-        "shape": (length,),
-      },
+    self.f.write(self._header_bytes(length or 0))
+
+  def _header_bytes(self, length: int) -> bytes:
+    descr = np.lib.format.dtype_to_descr(self.dtype)
+    text = f"{{'descr': {descr!r}, 'fortran_order': False, 'shape': ({length},), }}"
+    if self.length is not None:  # As numpy pads it: to a multiple of 64 bytes.
+      total = -(-(10 + len(text) + 1) // 64) * 64
+    else:
+      total = self._ROOM
+    return (
+      b"\x93NUMPY\x01\x00"
+      + (total - 10).to_bytes(2, "little")
+      + (text.ljust(total - 11) + "\n").encode("latin1")
     )
 
   def write(self, values) -> None:
@@ -33,8 +42,11 @@ class NpyWriter:
     self.written += len(a)
 
   def close(self) -> None:
+    if self.length is None:
+      self.f.seek(0)
+      self.f.write(self._header_bytes(self.written))
     self.f.close()
-    if self.written != self.length:
+    if self.length is not None and self.written != self.length:
       raise ValueError(f"{self.f.name}: wrote {self.written} of {self.length} values")
 
 

@@ -90,31 +90,3 @@ def log_nan(x: np.ndarray) -> np.ndarray:
   """ln x, NaN stays NaN (not a context), ln 0 = -inf."""
   with np.errstate(divide="ignore", invalid="ignore"):
     return np.log(x)
-
-
-def save_order(out_dir, k, suffix, first, logp, logbow) -> OrderArrays:
-  for (name, dtype), a in zip(_FIELDS, (suffix, first, logp, logbow)):
-    np.save(os.path.join(out_dir, f"{name}{k}.npy"), np.asarray(a, dtype))
-  return OrderArrays(out_dir, k, len(first))
-
-
-def write_order(con, table: str, out_dir: str, k: int, rows: int) -> OrderArrays:
-  """Copies a sorted table into ``.npy`` files, a bounded number of rows at a time."""
-  m = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
-  files = {
-    name: npy.NpyWriter(os.path.join(out_dir, f"{name}{k}.npy"), dtype, m)
-    for name, dtype in _FIELDS
-  }
-  for lo in range(0, m, rows):
-    part = con.execute(
-      f"SELECT suffix, first, p, gamma FROM {table} WHERE rowid >= {lo} AND rowid < {lo + rows} "
-      "ORDER BY rowid"
-    )
-    suffix, first, p, gamma = part.fetchnumpy().values()  # gamma: masked where NULL
-    files["suffix"].write(suffix)
-    files["first"].write(first)
-    files["logp"].write(np.log(p))
-    files["logbow"].write(log_nan(np.ma.filled(np.ma.asarray(gamma, np.float64), np.nan)))
-  for f in files.values():
-    f.close()
-  return OrderArrays(out_dir, k, m)

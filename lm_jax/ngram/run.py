@@ -137,11 +137,12 @@ def _run_out_of_core(spec: NGramSpec, rd: RunDir, say) -> dict:
   _refuse_another_config(spec, rd)
   rd.remove_outputs("model.arpa", "samples.txt", "valid.tokens.tsv", "test.tokens.tsv")
   memory = external.parse_memory(spec.memory)
-  corpus = stream_data(spec.data, external.chunk_tokens(memory))
-  vocab = corpus.vocab
-  info = rd.write_start(spec.config, vocab, corpus.info)
-  writer = rd.metrics(fresh=True)
   with tempfile.TemporaryDirectory(prefix="lm_jax-ngram-", dir=spec.temp_dir) as tmp:
+    # The training text is read once, to its ids in ``tmp``; the passes read those back.
+    corpus = stream_data(spec.data, external.chunk_tokens(memory), spill_dir=tmp)
+    vocab = corpus.vocab
+    info = rd.write_start(spec.config, vocab, corpus.info)
+    writer = rd.metrics(fresh=True)
     t0 = time.perf_counter()
     stages = external.Stages(tmp)
     est = external.estimate_kneser_ney(
