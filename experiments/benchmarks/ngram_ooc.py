@@ -190,7 +190,8 @@ def markdown(rows: list[dict], lmplz: str) -> str:
     "",
     "lm_jax's stages (seconds; peak RSS of the main process so far; size of the temporary "
     "directory at the end of the stage; the last row is the wall time no stage covers: "
-    "start-up and the vocabulary pass over the text):",
+    "start-up and the one pass over the text, which builds the vocabulary and spills "
+    "provisional ids that `read` maps):",
     "",
   ]
   md.append("| stage | " + " | ".join(f"{r['tokens'] / 1e6:.0f}M" for r in rows) + " |")
@@ -203,7 +204,7 @@ def markdown(rows: list[dict], lmplz: str) -> str:
     ]
     md.append(f"| {s['stage']} | " + " | ".join(cells) + " |")
   rest = [r["lm_jax"]["seconds"] - sum(x["seconds"] for x in r["stages"]) for r in rows]
-  md.append("| start-up, vocabulary | " + " | ".join(f"{x:.1f} s" for x in rest) + " |")
+  md.append("| start-up, text pass | " + " | ".join(f"{x:.1f} s" for x in rest) + " |")
   return "\n".join(md) + "\n"
 
 
