@@ -114,8 +114,14 @@ def test_ptb_run_out_of_core_writes_the_same_files(ptb_dir, tmp_path, order):
   assert sorted(p.name for p in tmp_path.iterdir()) == ["mem", "ooc"]  # No temporaries left.
 
 
-@pytest.mark.parametrize("spill", [False, True])  # Read twice, or once to ids on disk.
-def test_streamed_directory_equals_load_data(tmp_path, spill):
+# Read twice; once to ids on disk; once, in two halves at once (the second in a child).
+@pytest.mark.parametrize("spill,halves", [(False, False), (True, False), (True, True)])
+def test_streamed_directory_equals_load_data(tmp_path, monkeypatch, spill, halves):
+  import lm_jax.data.stream as stream_lib
+
+  if halves:  # Forked even here (the child runs numpy only and leaves by os._exit).
+    monkeypatch.setattr(stream_lib, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(stream_lib, "_can_fork", lambda: True)
   sents = [" ".join(s) for s in _generated(20_000)]
   root = write_corpus(tmp_path / "c", "\n".join(sents) + "\n", "a b zz\n", "b a\n")
   data = DataSpec(name=None, dir=str(root), min_count=2)
@@ -128,6 +134,7 @@ def test_streamed_directory_equals_load_data(tmp_path, spill):
   assert streamed.vocab.hash == vocab.hash and streamed.train_tokens == arrays["train"].num_tokens
   chunks = list(streamed.train())
   assert len(chunks) > 2
+  assert spill_dir is None or (spill_dir / "train.ids.1").exists() == halves
   assert np.array_equal(np.concatenate([c.ids for c in chunks]), arrays["train"].ids)
   assert np.array_equal(np.concatenate([c.oov for c in chunks]), arrays["train"].oov)
   assert sum(c.num_sentences for c in chunks) == arrays["train"].num_sentences
@@ -136,6 +143,10 @@ def test_streamed_directory_equals_load_data(tmp_path, spill):
   assert streamed.info.describe()["checksums"].keys() == {"train.txt", "valid.txt", "test.txt"}
   (root / "train.txt").write_bytes(b"caf\xe9\n")
   with pytest.raises(CorpusError, match="not UTF-8"):
+    stream_data(data, chunk_tokens=3000, spill_dir=spill_dir)
+  # A bad byte in the second half: the error names its offset in the whole file.
+  (root / "train.txt").write_bytes(b"a b\n" * 1000 + b"caf\xe9\n")
+  with pytest.raises(CorpusError, match="byte 4003"):
     stream_data(data, chunk_tokens=3000, spill_dir=spill_dir)
 
 

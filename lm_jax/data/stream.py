@@ -16,7 +16,10 @@ from __future__ import annotations
 import collections
 import dataclasses
 import itertools
+import os
 import pathlib
+import pickle
+import sys
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -52,12 +55,17 @@ def slices(tokens: TokenArray, max_tokens: int) -> Iterator[TokenArray]:
     a = b
 
 
-def _blocks(path: pathlib.Path, block_bytes: int) -> Iterator[bytes]:
-  """Whole lines of a file, about ``block_bytes`` at a time, checked to be UTF-8."""
-  at = 0
+def _blocks(
+  path: pathlib.Path, block_bytes: int, start: int = 0, stop: int | None = None
+) -> Iterator[bytes]:
+  """Whole lines of a file (of bytes ``start:stop``, both at line starts), about
+  ``block_bytes`` at a time, checked to be UTF-8."""
+  at = start
   with open(path, "rb") as f:
-    while block := f.read(block_bytes):
-      block += f.readline()  # On to the end of the line.
+    f.seek(start)
+    while block := f.read(block_bytes if stop is None else min(block_bytes, stop - at)):
+      if not block.endswith(b"\n"):
+        block += f.readline()  # On to the end of the line.
       try:
         block.decode("utf-8")
       except UnicodeDecodeError as e:
@@ -92,38 +100,112 @@ class _FirstSeen(dict):
     return self[token]
 
 
+def _spill(path, block_bytes: int, start: int, stop: int | None, ids_path, lines_path):
+  """Bytes ``start:stop`` of the text to provisional ids (``ids_path``) and tokens per line
+  (``lines_path``); returns the tokens in first-seen order, their counts, and the blocks'
+  (ids, lines)."""
+  seen, counts, blocks = _FirstSeen(), np.zeros(0, np.int64), []
+  with open(ids_path, "wb") as fi, open(lines_path, "wb") as fl:
+    for block in _blocks(path, block_bytes, start, stop):
+      tokens, per_line = split_lines(block)
+      ids = np.fromiter(map(seen.__getitem__, tokens), np.int32, len(tokens))
+      if len(seen) > len(counts):
+        counts = np.concatenate([counts, np.zeros(2 * len(seen) - len(counts), np.int64)])
+      counts[: len(seen)] += np.bincount(ids, minlength=len(seen))
+      ids.tofile(fi)
+      per_line.astype(np.int64).tofile(fl)
+      blocks.append((len(ids), len(per_line)))
+  return list(seen), counts[: len(seen)], blocks
+
+
+# A text at least this large is split in two halves, the second read in a forked process.
+PARALLEL_MIN_BYTES = 64 * 2**20
+
+
+def _can_fork() -> bool:
+  """Two cores, and no jax runtime whose threads a fork would copy mid-flight."""
+  return hasattr(os, "fork") and len(os.sched_getaffinity(0)) > 1 and "jax" not in sys.modules
+
+
 class _Spilled:
-  """The training split read once: provisional ids and tokens per line, in ``spill_dir``."""
+  """The training split read once: provisional ids and tokens per line, in ``spill_dir``.
+
+  A large text on a machine with two cores is read in two halves at once: a forked
+  process takes the second (as ``arpa_writer`` forks, only before jax starts), and its
+  new words get ids after the first half's, in first-seen order, so the vocabulary and
+  every id are those of one pass from the start.
+  """
 
   def __init__(self, path: pathlib.Path, block_bytes: int, data: DataSpec, spill_dir: str):
-    self.ids_path = pathlib.Path(spill_dir) / "train.ids"
-    self.lines_path = pathlib.Path(spill_dir) / "train.lines"
-    seen, counts, self.blocks = _FirstSeen(), np.zeros(0, np.int64), []
-    with open(self.ids_path, "wb") as fi, open(self.lines_path, "wb") as fl:
-      for block in _blocks(path, block_bytes):
-        tokens, per_line = split_lines(block)
-        ids = np.fromiter(map(seen.__getitem__, tokens), np.int32, len(tokens))
-        if len(seen) > len(counts):
-          counts = np.concatenate([counts, np.zeros(2 * len(seen) - len(counts), np.int64)])
-        counts[: len(seen)] += np.bincount(ids, minlength=len(seen))
-        ids.tofile(fi)
-        per_line.astype(np.int64).tofile(fl)
-        self.blocks.append((len(ids), len(per_line)))
-    tokens = list(seen)
-    del seen
-    self.vocab = _from_counts(
-      dict(zip(tokens, counts.tolist())), sum(n for _, n in self.blocks), data
-    )
+    spill = pathlib.Path(spill_dir)
+    self.parts = [(spill / "train.ids", spill / "train.lines")]
+    size = path.stat().st_size
+    mid = None
+    if size >= PARALLEL_MIN_BYTES and _can_fork():
+      with open(path, "rb") as f:
+        f.seek(size // 2)
+        f.readline()
+        mid = f.tell() if f.tell() < size else None
+    if mid is None:
+      tokens, counts, blocks = _spill(path, block_bytes, 0, None, *self.parts[0])
+      self.blocks = [(0, n, m) for n, m in blocks]
+      remaps = [np.arange(len(tokens), dtype=np.int64)]
+    else:
+      self.parts.append((spill / "train.ids.1", spill / "train.lines.1"))
+      result = spill / "train.part1.pickle"
+      pid = os.fork()
+      if pid == 0:  # The child: the second half, its outcome pickled; exit without cleanup.
+        code = 1
+        try:
+          try:
+            out = ("ok", _spill(path, block_bytes, mid, None, *self.parts[1]))
+          except CorpusError as e:
+            out = ("error", str(e))
+          with open(result, "wb") as f:
+            pickle.dump(out, f, protocol=pickle.HIGHEST_PROTOCOL)
+          code = 0
+        finally:
+          os._exit(code)
+      try:
+        tokens, counts, blocks = _spill(path, block_bytes, 0, mid, *self.parts[0])
+      finally:
+        _, status = os.waitpid(pid, 0)
+      if status != 0:
+        raise OSError(f"the process reading the second half of {path} failed ({status})")
+      with open(result, "rb") as f:
+        kind, out = pickle.load(f)
+      os.remove(result)
+      if kind == "error":
+        raise CorpusError(out)
+      tokens2, counts2, blocks2 = out
+      index = {t: i for i, t in enumerate(tokens)}
+      for t in tokens2:  # The second half's new words, in first-seen order.
+        if t not in index:
+          index[t] = len(tokens)
+          tokens.append(t)
+      to_global = np.fromiter(map(index.__getitem__, tokens2), np.int64, len(tokens2))
+      del index
+      counts = np.concatenate([counts, np.zeros(len(tokens) - len(counts), np.int64)])
+      np.add.at(counts, to_global, counts2)
+      self.blocks = [(0, n, m) for n, m in blocks] + [(1, n, m) for n, m in blocks2]
+      remaps = [np.arange(len(tokens), dtype=np.int64), to_global]
+    lines = sum(m for _, _, m in self.blocks)
+    self.vocab = _from_counts(dict(zip(tokens, counts.tolist())), lines, data)
     index = {t: i for i, t in enumerate(self.vocab.tokens)}
-    self.remap = np.fromiter(
-      (index.get(t.decode("utf-8"), -1) for t in tokens), np.int32, len(tokens)
-    )
+    remap = np.fromiter((index.get(t.decode("utf-8"), -1) for t in tokens), np.int32, len(tokens))
+    self.remaps = [remap[r] for r in remaps]
 
   def train(self) -> Iterator[TokenArray]:
-    with open(self.ids_path, "rb") as fi, open(self.lines_path, "rb") as fl:
-      for n_ids, n_lines in self.blocks:
+    files = [(open(i, "rb"), open(n, "rb")) for i, n in self.parts]
+    try:
+      for part, n_ids, n_lines in self.blocks:
+        fi, fl = files[part]
         ids = np.fromfile(fi, np.int32, n_ids)
-        yield _encode(self.remap[ids], np.fromfile(fl, np.int64, n_lines))
+        yield _encode(self.remaps[part][ids], np.fromfile(fl, np.int64, n_lines))
+    finally:
+      for pair in files:
+        for f in pair:
+          f.close()
 
 
 def encode_lines(index: dict[bytes, int], tokens: list[bytes], per_line: np.ndarray) -> TokenArray:
