@@ -75,4 +75,4 @@ def test_ngram_ooc_measures_a_command_and_renders_rows(tmp_path):
   }
   md = ngram_ooc.markdown([row], "lmplz")
   assert "| 10M | 5, 6 | 4.0 | 2.0 | 2.00x | 1024 | 512 | 1 | 100.0000 | 100.0100 | 1.0e-04 |" in md
-  assert "| read | 1.0 s, 1024 MiB, 1 MiB |" in md and "| start-up, vocabulary | 3.0 s |" in md
+  assert "| read | 1.0 s, 1024 MiB, 1 MiB |" in md and "| start-up, text pass | 3.0 s |" in md
